@@ -1,0 +1,123 @@
+//! The control block every ring starts with, and the endpoint records in it.
+
+use crate::signal::Signal;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
+
+/// Endpoint states. Zero is the initial state of fresh memory.
+pub(crate) const VACANT: u32 = 0;
+pub(crate) const ATTACHED: u32 = 1;
+pub(crate) const CLOSED: u32 = 2;
+/// Claimed by an opener that is still writing its pid.
+pub(crate) const CLAIMING: u32 = 3;
+
+/// Who holds one end of a ring. Written when the end attaches and when it closes.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct Endpoint {
+    /// VACANT → (CLAIMING →) ATTACHED → CLOSED. Stored with Release after the pid fields, so a reader
+    /// that sees ATTACHED (Acquire) sees the pid of this attachment. CLOSED is stored
+    /// with Release after the end's last publish, so a receiver that sees it and then
+    /// finds the ring empty has drained everything.
+    pub(crate) state: AtomicU32,
+    /// The holder's pid, or 0 for a holder in the same process (no liveness to check).
+    pub(crate) pid: AtomicU32,
+    /// The holder's start time (see `process::ProcessId`), so a reused pid is not alive.
+    pub(crate) start_time: AtomicU64,
+}
+
+/// The shared control block at the start of every ring (512 bytes, four 128-byte lines).
+///
+/// Each field sits on its own pair of cache lines so that the only line that moves on the
+/// hot path is the data itself: `released` is written by the consumer and read by the
+/// producer only when its cached copy says full; each signal's waiter count is written
+/// only by sleepers, so the per-message check stays a shared-line hit.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct RingCtrl {
+    /// How much the consumer has handed back: whole blocks for a pod ring, bytes for a
+    /// frame ring. Monotonic; the producer validates it against what it has written.
+    pub(crate) released: CachePadded<AtomicU64>,
+    /// The consumer sleeps here waiting for data; the producer notifies after publishing.
+    pub(crate) data: CachePadded<Signal>,
+    /// The producer sleeps here waiting for space; the consumer notifies after releasing.
+    pub(crate) space: CachePadded<Signal>,
+    /// `[producer, consumer]`.
+    pub(crate) ends: CachePadded<[Endpoint; 2]>,
+}
+
+pub(crate) const PRODUCER: usize = 0;
+pub(crate) const CONSUMER: usize = 1;
+
+impl Endpoint {
+    /// Records the calling process as the holder. `pid` 0 means "same process as the peer".
+    pub(crate) fn attach(&self, pid: u32, start_time: u64) {
+        self.pid.store(pid, Ordering::Relaxed);
+        self.start_time.store(start_time, Ordering::Relaxed);
+        self.state.store(ATTACHED, Ordering::Release);
+    }
+
+    /// Attaches the calling process if nobody holds this end yet; false if somebody does
+    /// (or did: a closed end is never reused).
+    pub(crate) fn claim(&self, pid: u32, start_time: u64) -> bool {
+        if self
+            .state
+            .compare_exchange(VACANT, CLAIMING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.attach(pid, start_time);
+        true
+    }
+
+    /// Marks the end closed (idempotent).
+    pub(crate) fn close(&self) {
+        self.state.store(CLOSED, Ordering::Release);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CLOSED
+    }
+
+    /// The pid of a holder that attached from another process and has since died.
+    pub(crate) fn dead_holder(&self) -> Option<u32> {
+        #[cfg(not(loom))]
+        {
+            if self.state.load(Ordering::Acquire) != ATTACHED {
+                return None;
+            }
+            let pid = self.pid.load(Ordering::Relaxed);
+            if pid == 0 {
+                return None;
+            }
+            let id = crate::process::ProcessId {
+                pid,
+                start_time: self.start_time.load(Ordering::Relaxed),
+            };
+            (!id.is_alive()).then_some(pid)
+        }
+        #[cfg(loom)]
+        {
+            None
+        }
+    }
+}
+
+/// Spins briefly before a blocking call sleeps: a reply that comes within a few
+/// microseconds is cheaper to catch awake than to be woken for (a futex round trip costs
+/// tens of microseconds on a VM). Returns `Some` as soon as `poll` does.
+#[inline]
+pub(crate) fn spin_then<R>(mut poll: impl FnMut() -> Option<R>) -> Option<R> {
+    #[cfg(not(loom))]
+    {
+        let backoff = crossbeam_utils::Backoff::new();
+        while !backoff.is_completed() {
+            if let Some(r) = poll() {
+                return Some(r);
+            }
+            backoff.snooze();
+        }
+    }
+    poll()
+}

@@ -1,0 +1,19 @@
+//! Single-producer single-consumer rings: the substrate of ports.
+//!
+//! Two kinds share one control block ([`RingCtrl`]) and one blocking protocol:
+//! - [`PodRing`]: fixed-size slots of a `T: bytemuck::Pod`, packed several to a cache
+//!   line with a publication stamp in the same line;
+//! - [`FrameRing`]: variable-length byte frames, each behind an 8-byte header, wrapping
+//!   with a pad frame so that every frame is contiguous and can be read in place.
+//!
+//! Both have `try_`, blocking and `_timeout` variants, batch send with a single publish,
+//! batch receive with a single release, and see a peer that closed, was dropped, or (across
+//! processes) died. Their memory is a [`Region`](crate::region::Region) on the heap or in a
+//! segment; under loom it is boxed loom atomics and cells with the same algorithm.
+
+pub(crate) mod ctrl;
+pub mod frame;
+pub mod pod;
+
+pub use frame::{Frame, FrameConsumer, FrameProducer, FrameRing};
+pub use pod::{PodConsumer, PodProducer, PodRing};

@@ -1,0 +1,134 @@
+//! `Signal`: a futex word plus a waiter count, so that waking costs no syscall while
+//! nobody sleeps (an eventcount).
+//!
+//! The side that makes a condition true (publishes data, frees space, closes) calls
+//! [`Signal::notify`] after its store. The side that waits for the condition calls
+//! [`Signal::wait_until`], which re-checks the condition after announcing itself. The two
+//! `SeqCst` fences form a store-buffering (Dekker) pair: either the notifier sees the
+//! waiter's announcement, or the waiter's re-check sees the notifier's store. Without both
+//! fences each side can read the other's old value and the wakeup is lost; the loom model
+//! `signal` shows it under `--cfg ringport_mutant="signal_no_fence"`.
+//!
+//! Wakeups are level-triggered and coalesced: one epoch bump and one `FUTEX_WAKE` per
+//! notify that finds a sleeper, however many messages it covers.
+
+use crate::atomics::{self, Scope};
+use crate::sync::{fence, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often a sleeper wakes on its own to look for a dead peer. A killed process sets
+/// no flag and sends no wake, so a bounded sleep is the only way to notice it.
+pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(100);
+
+/// An eventcount living in shared memory (`#[repr(C)]`, all-zero is its initial state).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    /// Bumped by every notify that found a waiter; sleepers futex-wait on it.
+    epoch: AtomicU32,
+    /// Threads (of any process) between announcing themselves and leaving `wait_until`.
+    /// Only ever read to decide whether to wake; a hostile value costs a spurious
+    /// syscall or a missed wake of a hostile sleeper, never memory safety.
+    waiters: AtomicU32,
+}
+
+#[cfg(not(ringport_mutant = "signal_no_fence"))]
+#[inline(always)]
+fn store_load_fence() {
+    fence(Ordering::SeqCst);
+}
+
+/// Negative control: without the fence a waiter's announcement and the notifier's data
+/// can pass each other in the store buffers, and loom finds the lost wakeup.
+#[cfg(ringport_mutant = "signal_no_fence")]
+#[inline(always)]
+fn store_load_fence() {}
+
+impl Signal {
+    /// Wakes every sleeper if there is one. Call after the store that made the awaited
+    /// condition true; with nobody asleep this is one fence and one load.
+    #[inline]
+    pub(crate) fn notify(&self, scope: Scope) {
+        store_load_fence();
+        if self.waiters.load(Ordering::Relaxed) != 0 {
+            self.wake(scope);
+        }
+    }
+
+    #[cold]
+    fn wake(&self, scope: Scope) {
+        // Release: a sleeper that sees the new epoch also sees the condition's store.
+        self.epoch.fetch_add(1, Ordering::Release);
+        if !cfg!(ringport_mutant = "signal_no_notify") {
+            atomics::imp::wake(&self.epoch, u32::MAX, scope);
+        }
+    }
+
+    /// Sleeps until `check` returns `Some`, or until `deadline`.
+    ///
+    /// `check` runs before every sleep and after every wake; it must look at the
+    /// condition with an `Acquire` load. `check(true)` is passed when at least
+    /// [`LIVENESS_SLICE`] has passed since the last liveness look, so the caller can test
+    /// whether its peer process still lives. Returns `None` on timeout, after one last
+    /// check.
+    pub(crate) fn wait_until<R>(
+        &self,
+        scope: Scope,
+        deadline: Option<Instant>,
+        mut check: impl FnMut(bool) -> Option<R>,
+    ) -> Option<R> {
+        // Loom explores schedules, not clocks: branches on time would make its executions
+        // unrepeatable, so under loom a deadline never arrives.
+        #[cfg(loom)]
+        let deadline: Option<Instant> = deadline.and(None);
+        let mut last_liveness = now();
+        loop {
+            let due = liveness_due(&mut last_liveness);
+            if let Some(r) = check(due) {
+                return Some(r);
+            }
+            self.waiters.fetch_add(1, Ordering::Relaxed);
+            store_load_fence();
+            let epoch = self.epoch.load(Ordering::Acquire);
+            if let Some(r) = check(false) {
+                self.waiters.fetch_sub(1, Ordering::Relaxed);
+                return Some(r);
+            }
+            let slice = match deadline {
+                None => LIVENESS_SLICE,
+                Some(d) => {
+                    let left = d.saturating_duration_since(now());
+                    if left.is_zero() {
+                        self.waiters.fetch_sub(1, Ordering::Relaxed);
+                        return check(true);
+                    }
+                    left.min(LIVENESS_SLICE)
+                }
+            };
+            atomics::imp::wait(&self.epoch, epoch, Some(slice), scope);
+            self.waiters.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(not(loom))]
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// Loom has no clock; the model never times out (see `atomics`), so any instant will do.
+#[cfg(loom)]
+fn now() -> Instant {
+    thread_local!(static EPOCH: Instant = Instant::now());
+    EPOCH.with(|e| *e)
+}
+
+fn liveness_due(last: &mut Instant) -> bool {
+    let t = now();
+    if t.duration_since(*last) >= LIVENESS_SLICE {
+        *last = t;
+        true
+    } else {
+        false
+    }
+}
