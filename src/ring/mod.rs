@@ -15,5 +15,7 @@ pub(crate) mod ctrl;
 pub mod frame;
 pub mod pod;
 
-pub use frame::{Frame, FrameConsumer, FrameProducer, FrameRing};
+#[cfg(not(loom))]
+pub use frame::Frame;
+pub use frame::{FrameConsumer, FrameProducer, FrameRing};
 pub use pod::{PodConsumer, PodProducer, PodRing};
