@@ -16,8 +16,8 @@ use crate::atomics::{self, Scope};
 use crate::sync::{fence, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// How often a sleeper wakes on its own to look for a dead peer. A killed process sets
-/// no flag and sends no wake, so a bounded sleep is the only way to notice it.
+/// How often a sleeper on a segment wakes on its own to look for a dead peer. A killed
+/// process sets no flag and sends no wake, so a bounded sleep is the only way to notice it.
 pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(100);
 
 /// An eventcount living in shared memory (`#[repr(C)]`, all-zero is its initial state).
@@ -94,18 +94,24 @@ impl Signal {
                 self.waiters.fetch_sub(1, Ordering::Relaxed);
                 return Some(r);
             }
-            let slice = match deadline {
-                None => LIVENESS_SLICE,
+            // Only a peer in another process can die without closing, so only a segment's
+            // sleepers wake on their own to look; heap sleepers sleep until woken.
+            let slice = match scope {
+                Scope::Process => None,
+                Scope::System => Some(LIVENESS_SLICE),
+            };
+            let timeout = match deadline {
+                None => slice,
                 Some(d) => {
                     let left = d.saturating_duration_since(now());
                     if left.is_zero() {
                         self.waiters.fetch_sub(1, Ordering::Relaxed);
                         return check(true);
                     }
-                    left.min(LIVENESS_SLICE)
+                    Some(slice.map_or(left, |s| s.min(left)))
                 }
             };
-            atomics::imp::wait(&self.epoch, epoch, Some(slice), scope);
+            atomics::imp::wait(&self.epoch, epoch, timeout, scope);
             self.waiters.fetch_sub(1, Ordering::Relaxed);
         }
     }
