@@ -456,6 +456,22 @@ impl MessagePort {
         self.tx.send_batch(frames)
     }
 
+    /// Sends the longest prefix of `frames` that fits, with one publishing store and at
+    /// most one wake. Returns how many were sent.
+    ///
+    /// # Errors
+    /// As [`try_post_message`](Self::try_post_message), only when no frame was sent.
+    ///
+    /// # Example
+    /// ```
+    /// let mut ch = ringport::MessageChannel::with_capacity(256);
+    /// let sent = ch.port1.try_post_batch(&[[0u8; 40]; 10]).unwrap();
+    /// assert!(sent >= 1 && sent < 10);
+    /// ```
+    pub fn try_post_batch<B: AsRef<[u8]>>(&mut self, frames: &[B]) -> Result<usize, SendError> {
+        self.tx.try_send_batch(frames)
+    }
+
     /// Waits for the next frame and returns it, read in place.
     ///
     /// # Errors
