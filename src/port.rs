@@ -488,6 +488,38 @@ impl MessagePort {
         self.rx.recv()
     }
 
+    /// Waits for the next frame, calls `f` on it in place and consumes it. Unlike
+    /// [`recv`](Self::recv), nothing borrows the port after it returns.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Example
+    /// ```
+    /// let mut ch = ringport::MessageChannel::new();
+    /// ch.port1.post_pod(&41u32).unwrap();
+    /// let n: u32 = ch.port2.recv_with(bytemuck::pod_read_unaligned).unwrap();
+    /// ch.port2.post_pod(&(n + 1)).unwrap();
+    /// ```
+    pub fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
+        self.rx.recv_with(f)
+    }
+
+    /// Calls `f` on the next frame in place, if one is waiting, and consumes it.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv).
+    ///
+    /// # Example
+    /// ```
+    /// let mut ch = ringport::MessageChannel::new();
+    /// ch.port1.post_message(b"abc").unwrap();
+    /// assert_eq!(ch.port2.try_recv_with(|f| f.len()), Ok(3));
+    /// ```
+    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
+        self.rx.try_recv_with(f)
+    }
+
     /// The next frame if one is waiting.
     ///
     /// # Errors
