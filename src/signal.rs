@@ -6,8 +6,9 @@
 //! [`Signal::wait_until`], which re-checks the condition after announcing itself. The two
 //! `SeqCst` fences form a store-buffering (Dekker) pair: either the notifier sees the
 //! waiter's announcement, or the waiter's re-check sees the notifier's store. Without both
-//! fences each side can read the other's old value and the wakeup is lost; the loom model
-//! `signal` shows it under `--cfg ringport_mutant="signal_no_fence"`.
+//! fences each side can read the other's old value and the wakeup is lost; the loom models
+//! in `loom-tests/tests/wait_notify.rs` show it under
+//! `--cfg ringport_mutant="signal_no_fence"`.
 //!
 //! Wakeups are level-triggered and coalesced: one epoch bump and one `FUTEX_WAKE` per
 //! notify that finds a sleeper, however many messages it covers.

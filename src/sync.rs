@@ -13,4 +13,4 @@ pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 /// A cell whose accesses loom tracks for data races. Only the loom placement of the
 /// rings uses it: the std placement addresses raw bytes of a region.
 #[cfg(loom)]
-pub(crate) use loom::cell::UnsafeCell as Cell;
+pub(crate) use loom::cell::UnsafeCell;

@@ -1,1 +1,234 @@
-//! Loom models live in `tests/`; this crate has no library code.
+//! Loom models of ringport's lock-free algorithms and of its wait/notify protocol.
+//!
+//! # What is modelled
+//!
+//! Every model drives ringport's own code through its public API; nothing here
+//! re-implements an algorithm. Built with `--cfg loom`, ringport swaps its atomics for
+//! loom's (through its `sync` shim), places ring slots and frame words in loom's
+//! race-tracked cells, and replaces the futex with a model, so loom explores the
+//! interleavings and the weak-memory outcomes of the real rings. Each model has two
+//! threads, the smallest ring of its kind, and at most four messages:
+//!
+//! - `tests/pod_ring.rs`: the SPSC [`PodRing`](ringport::ring::PodRing), with one slot
+//!   per block and two blocks, so that the third message wraps around the ring into its
+//!   second lap: single sends and receives, batches, blocking send and receive, and a
+//!   close that must be seen only after everything sent was received.
+//! - `tests/frame_ring.rs`: the [`FrameRing`](ringport::ring::FrameRing) at its minimum
+//!   capacity, 128 bytes, with frame lengths chosen so that each model writes a pad
+//!   frame, wraps, and looks at header slots that held headers of the previous lap:
+//!   single frames, batches, close and drain, blocking send and receive.
+//! - `tests/wait_notify.rs`: the raw [`wait`](ringport::atomics::wait) /
+//!   [`notify`](ringport::atomics::notify) pair used as `Atomics.wait` /
+//!   `Atomics.notify`, and the waiter-counting signal behind every blocking ring call,
+//!   in both directions (a receiver waiting for data, a sender waiting for space).
+//!
+//! # How a lost wakeup becomes a failure
+//!
+//! Under loom the futex is a table of sleepers behind one lock, as the kernel's hash
+//! bucket is: `wait` compares the word under the lock and parks the thread until a
+//! `notify` on the same word takes it off the table, and a timed wait never times out.
+//! A sleeper that nobody wakes therefore stays parked for ever; once no thread can run,
+//! loom reports the execution as a deadlock. A wakeup lost to a missing fence or a
+//! missing wake is thus an ordinary model failure, found in the interleaving that loses
+//! it, instead of a hang that a test would have to time out. The model
+//! `wait_without_notify_is_a_deadlock` checks that this is so: it leaves the notify out
+//! and must be reported as a deadlock.
+//!
+//! Data races are found through the cells: a consumer that reads a slot without having
+//! acquired the store that published it, or a producer that overwrites a slot the
+//! consumer may still be reading, is reported as a causality violation. A stale header
+//! is found by the ring itself, which validates every header and reports the stale one
+//! as corruption.
+//!
+//! # Negative controls
+//!
+//! ringport has mutants, selected with `--cfg ringport_mutant="NAME"`, that each weaken
+//! one ordering or drop one step of a protocol. Every model names the mutants it is a
+//! control of. Built with one of those, the test runs the model in a child process (the
+//! same test binary, filtered to that test) and asserts that the child failed; a loom
+//! deadlock can abort the process instead of unwinding (see `run`), which
+//! `catch_unwind` could not report. A model that is not a control of the active mutant
+//! is skipped. Which models catch which mutant, and how:
+//!
+//! | mutant | what it breaks | caught by | loom reports |
+//! | --- | --- | --- | --- |
+//! | `typed_publish_relaxed` | pod stamp store is `Relaxed` | every `pod_ring` model | causality violation |
+//! | `typed_release_relaxed` | pod `released` store is `Relaxed` | every `pod_ring` model | causality violation |
+//! | `frame_publish_relaxed` | frame header store is `Relaxed` | every `frame_ring` model | causality violation |
+//! | `frame_skip_zero_next` | the header after a frame is not zeroed | every `frame_ring` model | `Corrupt`: sequence number out of order |
+//! | `signal_no_fence` | the signal's store-load fences are gone | the blocking models | deadlock |
+//! | `signal_no_notify` | the signal never wakes a sleeper | the blocking models | deadlock |
+//!
+//! The blocking models are `blocking_send_on_full_and_blocking_recv` and
+//! `close_is_seen_after_everything_sent` in `pod_ring`, `blocking_send_and_recv` in
+//! `frame_ring`, and the two ring models of `wait_notify`.
+//!
+//! # Running
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test -p loom-tests --release
+//! RUSTFLAGS="--cfg loom --cfg ringport_mutant=\"signal_no_fence\"" cargo test -p loom-tests --release
+//! loom-tests/run.sh    # the positive suite, then the suite under every mutant
+//! ```
+//!
+//! `-- --nocapture` shows how many executions each model explored and, under a mutant,
+//! what loom reported. The preemption bound defaults to `DEFAULT_PREEMPTIONS` (3);
+//! `LOOM_MAX_PREEMPTIONS` overrides it, and loom's other variables (`LOOM_LOG`,
+//! `LOOM_LOCATION`, `LOOM_CHECKPOINT_FILE`, ...) apply as usual. Without `--cfg loom`
+//! this crate and its tests compile to nothing.
+
+#![deny(missing_docs)]
+
+#[cfg(loom)]
+mod harness {
+    use std::process::Command;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// The preemption bound used unless `LOOM_MAX_PREEMPTIONS` is set: enough for every
+    /// mutant to be caught, small enough for the positive suite to finish in minutes.
+    pub const DEFAULT_PREEMPTIONS: usize = 3;
+
+    /// Set in the environment of the child process that runs a negative control.
+    const CONTROL_CHILD: &str = "LOOM_TESTS_CONTROL_CHILD";
+
+    /// The mutant this build was compiled with, if any.
+    const MUTANT: Option<&str> = if cfg!(ringport_mutant = "typed_publish_relaxed") {
+        Some("typed_publish_relaxed")
+    } else if cfg!(ringport_mutant = "typed_release_relaxed") {
+        Some("typed_release_relaxed")
+    } else if cfg!(ringport_mutant = "frame_publish_relaxed") {
+        Some("frame_publish_relaxed")
+    } else if cfg!(ringport_mutant = "frame_skip_zero_next") {
+        Some("frame_skip_zero_next")
+    } else if cfg!(ringport_mutant = "signal_no_fence") {
+        Some("signal_no_fence")
+    } else if cfg!(ringport_mutant = "signal_no_notify") {
+        Some("signal_no_notify")
+    } else {
+        None
+    };
+
+    /// Explores every execution of `model` within the preemption bound and returns how
+    /// many there were; panics on the first failing one.
+    fn check<F>(model: F) -> usize
+    where
+        F: Fn() + Sync + Send + 'static,
+    {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(DEFAULT_PREEMPTIONS);
+        }
+        // A std atomic, which loom neither tracks nor reorders, so it counts executions
+        // without adding branches to explore.
+        let executions = Arc::new(AtomicUsize::new(0));
+        let counter = executions.clone();
+        builder.check(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            model();
+        });
+        executions.load(Ordering::Relaxed)
+    }
+
+    /// Runs `model` as the calling `#[test]` function.
+    ///
+    /// Without a mutant the model must pass. Built with a mutant listed in `controls`,
+    /// the model must fail, and `run` panics if loom explored it without finding the
+    /// failure. Built with any other mutant, the model is skipped: it says nothing about
+    /// that mutant.
+    ///
+    /// A control runs in a child process (this test binary, filtered to this test) rather
+    /// than under `catch_unwind`: loom reports a deadlock by panicking on the stack of the
+    /// thread that parked last, after it has already cleared the active thread, so the
+    /// first loom object dropped while that stack unwinds (a ring end the thread owns,
+    /// the futex model's wake flag) panics again inside loom and the process aborts.
+    /// Only a process boundary turns that abort into an answer.
+    pub fn run<F>(controls: &[&str], model: F)
+    where
+        F: Fn() + Sync + Send + 'static,
+    {
+        if std::env::var_os(CONTROL_CHILD).is_some() {
+            check(model);
+            return;
+        }
+        let name = &test_name();
+        match MUTANT {
+            None => passes(name, model),
+            Some(m) if controls.contains(&m) => expect_failure(name, m, ""),
+            Some(m) => eprintln!("{name}: skipped, not a control for {m}"),
+        }
+    }
+
+    /// Runs `model`, which is broken on purpose, as the calling `#[test]` function: loom
+    /// must report a failure whose message contains `symptom`, in a child process as for
+    /// the controls of [`run`]. Skipped under a mutant.
+    pub fn run_broken<F>(symptom: &str, model: F)
+    where
+        F: Fn() + Sync + Send + 'static,
+    {
+        if std::env::var_os(CONTROL_CHILD).is_some() {
+            check(model);
+            return;
+        }
+        let name = &test_name();
+        match MUTANT {
+            None => expect_failure(name, "the broken model", symptom),
+            Some(m) => eprintln!("{name}: skipped under {m}"),
+        }
+    }
+
+    /// libtest runs every test on a thread named after it, which is also the filter that
+    /// selects the test alone in a child process.
+    fn test_name() -> String {
+        std::thread::current()
+            .name()
+            .expect("run from a #[test] function, on the thread libtest names after it")
+            .to_owned()
+    }
+
+    fn passes<F>(name: &str, model: F)
+    where
+        F: Fn() + Sync + Send + 'static,
+    {
+        let executions = check(model);
+        eprintln!("{name}: {executions} executions explored");
+    }
+
+    /// Runs the test `name` in a child process, which must fail with `symptom` in its
+    /// output; `what` names the defect for the messages.
+    fn expect_failure(name: &str, what: &str, symptom: &str) {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let out = Command::new(exe)
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CONTROL_CHILD, "1")
+            .output()
+            .expect("run the model in a child process");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("running 1 test"),
+            "the child did not run exactly the test {name}:\n{text}"
+        );
+        assert!(!out.status.success(), "loom did not catch {what} in {name}");
+        let lines: Vec<&str> = text.lines().collect();
+        let found = lines
+            .iter()
+            .position(|l| l.contains(" panicked at "))
+            .and_then(|i| lines.get(i + 1))
+            .map_or_else(
+                || format!("no panic message, the child ended with {}", out.status),
+                |l| (*l).to_owned(),
+            );
+        assert!(
+            found.contains(symptom),
+            "{name} failed, but not with {symptom:?}: {found}"
+        );
+        eprintln!("{name}: loom caught {what}: {found}");
+    }
+}
+
+#[cfg(loom)]
+pub use harness::{run, run_broken, DEFAULT_PREEMPTIONS};

@@ -5,10 +5,12 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
 /// Endpoint states. Zero is the initial state of fresh memory.
+#[cfg(not(loom))]
 pub(crate) const VACANT: u32 = 0;
 pub(crate) const ATTACHED: u32 = 1;
 pub(crate) const CLOSED: u32 = 2;
 /// Claimed by an opener that is still writing its pid.
+#[cfg(not(loom))]
 pub(crate) const CLAIMING: u32 = 3;
 
 /// Who holds one end of a ring. Written when the end attaches and when it closes.
@@ -59,6 +61,7 @@ impl Endpoint {
 
     /// Attaches the calling process if nobody holds this end yet; false if somebody does
     /// (or did: a closed end is never reused).
+    #[cfg(not(loom))]
     pub(crate) fn claim(&self, pid: u32, start_time: u64) -> bool {
         if self
             .state

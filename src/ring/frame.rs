@@ -83,6 +83,7 @@ impl FrameGeometry {
         (capacity / 2).saturating_sub(16)
     }
 
+    #[cfg(not(loom))]
     pub(crate) fn ring_len(&self) -> usize {
         std::mem::size_of::<RingCtrl>() + self.capacity
     }
@@ -186,13 +187,13 @@ mod mem {
 #[cfg(loom)]
 mod mem {
     use super::*;
-    use crate::sync::Cell;
+    use crate::sync::UnsafeCell;
     use loom::sync::Arc;
 
     struct Inner {
         ctrl: RingCtrl,
         headers: Box<[AtomicU64]>,
-        words: Box<[Cell<u64>]>,
+        words: Box<[UnsafeCell<u64>]>,
     }
 
     /// Under loom: an atomic and a race-tracked cell per 8-byte word of the area.
@@ -207,7 +208,7 @@ mod mem {
             let inner = Arc::new(Inner {
                 ctrl: RingCtrl::default(),
                 headers: (0..words).map(|_| AtomicU64::new(0)).collect(),
-                words: (0..words).map(|_| Cell::new(0)).collect(),
+                words: (0..words).map(|_| UnsafeCell::new(0)).collect(),
             });
             (FrameMem { inner: inner.clone(), geo }, FrameMem { inner, geo })
         }

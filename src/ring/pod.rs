@@ -110,6 +110,7 @@ impl PodGeometry {
     }
 
     /// Bytes of the whole ring: control block plus blocks.
+    #[cfg(not(loom))]
     pub(crate) fn ring_len(&self) -> usize {
         std::mem::size_of::<RingCtrl>() + self.data_len().expect("validated in new")
     }
@@ -235,13 +236,13 @@ mod mem {
 #[cfg(loom)]
 mod mem {
     use super::*;
-    use crate::sync::Cell;
+    use crate::sync::UnsafeCell;
     use loom::sync::Arc;
 
     struct Inner<T> {
         ctrl: RingCtrl,
         stamps: Box<[AtomicU32]>,
-        slots: Box<[Cell<T>]>,
+        slots: Box<[UnsafeCell<T>]>,
     }
 
     /// Under loom: the same ring with loom atomics and race-tracked cells on the heap.
@@ -255,7 +256,7 @@ mod mem {
             let inner = Arc::new(Inner {
                 ctrl: RingCtrl::default(),
                 stamps: (0..geo.blocks).map(|_| AtomicU32::new(0)).collect(),
-                slots: (0..geo.capacity()).map(|_| Cell::new(T::zeroed())).collect(),
+                slots: (0..geo.capacity()).map(|_| UnsafeCell::new(T::zeroed())).collect(),
             });
             (
                 PodMem { inner: inner.clone(), geo },
@@ -275,7 +276,7 @@ mod mem {
             &self.inner.stamps[block]
         }
 
-        fn cell(&self, block: usize, i: usize) -> &Cell<T> {
+        fn cell(&self, block: usize, i: usize) -> &UnsafeCell<T> {
             &self.inner.slots[block * self.geo.per_block + i]
         }
 
