@@ -119,13 +119,26 @@ fn claim(out: &RingCtrl, inc: &RingCtrl, side: Side, cross_process: bool) -> boo
     } else {
         (0, 0)
     };
-    let ends: [&Endpoint; 2] = [&out.ends[PRODUCER], &inc.ends[CONSUMER]];
+    let (tx, rx): (&Endpoint, &Endpoint) = (&out.ends[PRODUCER], &inc.ends[CONSUMER]);
     match side {
         Side::First => {
-            ends.iter().for_each(|e| e.attach(pid, start));
+            tx.attach(pid, start);
+            rx.attach(pid, start);
             true
         }
-        Side::Second => ends.iter().all(|e| e.claim(pid, start)),
+        // The first claim admits one opener; the second can only fail on a segment left
+        // half-claimed by a crash or a hostile writer. Then the channel is broken: close
+        // the end just claimed so the creator sees Disconnected rather than a live peer.
+        Side::Second => {
+            if !tx.claim(pid, start) {
+                return false;
+            }
+            if !rx.claim(pid, start) {
+                tx.close();
+                return false;
+            }
+            true
+        }
     }
 }
 
