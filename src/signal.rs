@@ -4,9 +4,12 @@
 //! The side that makes a condition true (publishes data, frees space, closes) calls
 //! [`Signal::notify`] after its store. The side that waits for the condition calls
 //! [`Signal::wait_until`], which re-checks the condition after announcing itself. The two
-//! `SeqCst` fences form a store-buffering (Dekker) pair: either the notifier sees the
-//! waiter's announcement, or the waiter's re-check sees the notifier's store. Without both
-//! fences each side can read the other's old value and the wakeup is lost; the loom models
+//! store-load fences form a store-buffering (Dekker) pair: either the notifier sees the
+//! waiter's announcement, or the waiter's re-check sees the notifier's store. The
+//! notifier's fence is per message, so where the kernel allows it the waiter pays for both
+//! with `membarrier` and the notifier's is a compiler fence (`atomics::membarrier`).
+//! Without the fences each side can read the other's old value and the wakeup is lost;
+//! the loom models
 //! in `loom-tests/tests/wait_notify.rs` show it under
 //! `--cfg ringport_mutant="signal_no_fence"`.
 //!
@@ -33,24 +36,41 @@ pub(crate) struct Signal {
     waiters: AtomicU32,
 }
 
-#[cfg(not(ringport_mutant = "signal_no_fence"))]
+/// The notifier's half of the store-load pair: a compiler fence where the waiters pay for
+/// both sides with `membarrier` (see `atomics::membarrier`), a `SeqCst` fence elsewhere and
+/// always under loom, which models the symmetric protocol.
 #[inline(always)]
-fn store_load_fence() {
+fn notifier_fence() {
+    if cfg!(ringport_mutant = "signal_no_fence") {
+        return;
+    }
+    #[cfg(not(loom))]
+    if atomics::membarrier::light_notify() {
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        return;
+    }
     fence(Ordering::SeqCst);
 }
 
-/// Negative control: without the fence a waiter's announcement and the notifier's data
-/// can pass each other in the store buffers, and loom finds the lost wakeup.
-#[cfg(ringport_mutant = "signal_no_fence")]
-#[inline(always)]
-fn store_load_fence() {}
+/// The waiter's half: a `SeqCst` fence, plus a barrier on every thread that may be a
+/// light notifier.
+fn waiter_fence(scope: Scope) {
+    if cfg!(ringport_mutant = "signal_no_fence") {
+        return;
+    }
+    fence(Ordering::SeqCst);
+    #[cfg(not(loom))]
+    atomics::membarrier::heavy_barrier(scope);
+    #[cfg(loom)]
+    let _ = scope;
+}
 
 impl Signal {
     /// Wakes every sleeper if there is one. Call after the store that made the awaited
     /// condition true; with nobody asleep this is one fence and one load.
     #[inline]
     pub(crate) fn notify(&self, scope: Scope) {
-        store_load_fence();
+        notifier_fence();
         if self.waiters.load(Ordering::Relaxed) != 0 {
             self.wake(scope);
         }
@@ -89,7 +109,7 @@ impl Signal {
                 return Some(r);
             }
             self.waiters.fetch_add(1, Ordering::Relaxed);
-            store_load_fence();
+            waiter_fence(scope);
             let epoch = self.epoch.load(Ordering::Acquire);
             if let Some(r) = check(false) {
                 self.waiters.fetch_sub(1, Ordering::Relaxed);

@@ -20,6 +20,8 @@
 
 #[cfg(not(loom))]
 pub(crate) mod futex;
+#[cfg(not(loom))]
+pub(crate) mod membarrier;
 #[cfg(loom)]
 pub(crate) mod model;
 
