@@ -1,0 +1,324 @@
+//! `ringport bench`: runs the selected rows one after another and reports them.
+
+use crate::child::ChildGuard;
+use crate::machine::{clock_read_ns, CpuSample};
+use crate::pin::{pin_current, Cpus};
+use crate::report::{self, Row};
+use crate::scenarios::{self, Scenario, Size};
+use crate::tput::TRIALS;
+use crate::watchdog::{self, NAME_PREFIX};
+use crate::Result;
+use hdrhistogram::Histogram;
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+/// Options of `ringport bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Run only rows whose name contains SUBSTRING (repeatable). The floors and rtrb rows
+    /// the selected rows are compared with run too.
+    #[arg(long = "only", value_name = "SUBSTRING")]
+    only: Vec<String>,
+    /// List the rows and what each compares with, then exit.
+    #[arg(long)]
+    list: bool,
+    /// Print the results as JSON (an array with one object per row) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Messages per single-u64 throughput row; batched rows send 4 times as many, slow
+    /// peers a sixth, frame rows an eighth (64 B) or a fortieth (4 KiB).
+    #[arg(long, value_name = "N")]
+    messages: Option<u64>,
+    /// Recorded round trips per busy round-trip row; rows whose sides sleep do 1/300.
+    #[arg(long, value_name = "N")]
+    rounds: Option<u64>,
+    /// A smoke run of about 15 seconds: a fifth of the default sizes.
+    #[arg(long)]
+    quick: bool,
+    /// Fail the run if one row takes longer than this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    row_timeout: u64,
+}
+
+/// Default `--messages`.
+const MESSAGES: u64 = 200_000_000;
+/// Default `--rounds`.
+const ROUNDS: u64 = 3_000_000;
+
+/// How much one row sends.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Messages or round trips before measuring starts.
+    pub warm: u64,
+    /// Messages or round trips measured.
+    pub count: u64,
+    /// Payload bytes per frame in frame rows, else 0.
+    pub frame: usize,
+    /// Independent runs of `warm + count` (throughput rows; 1 for round trips).
+    pub trials: u64,
+}
+
+impl Plan {
+    /// Everything one run sends, warm-up included.
+    pub fn total(&self) -> u64 {
+        self.warm + self.count
+    }
+
+    /// The plan for a row of `size`, given `--messages` and `--rounds`.
+    fn new(size: Size, messages: u64, rounds: u64) -> Plan {
+        let (count, frame) = match size {
+            Size::Rtt => (rounds, 0),
+            Size::RttSleeping => ((rounds / 300).max(100), 0),
+            Size::U64 => (messages, 0),
+            Size::U64Batch => (messages * 4, 0),
+            Size::U64Slow => (messages / 6, 0),
+            Size::Frames(bytes) => (messages / (8 + bytes as u64 / 128), bytes),
+        };
+        if size.is_latency() {
+            let count = count.max(1);
+            return Plan {
+                warm: (count / 10).max(100),
+                count,
+                frame,
+                trials: 1,
+            };
+        }
+        // Runs send in chunks of 256; whole chunks keep every run's count exact.
+        let count = (count / TRIALS).next_multiple_of(256).max(256);
+        Plan {
+            warm: (count / 10).next_multiple_of(256),
+            count,
+            frame,
+            trials: TRIALS,
+        }
+    }
+}
+
+/// What a row's harness measured.
+pub struct Measured {
+    /// Round-trip histogram or throughput.
+    pub numbers: Numbers,
+    /// Futex syscalls both sides made during the row (through ringport's counter).
+    pub futex: u64,
+    /// Whether both sides ran pinned.
+    pub pinned: bool,
+}
+
+/// A row's measurement proper.
+pub enum Numbers {
+    /// Round trips in nanoseconds.
+    Latency(Histogram<u64>),
+    /// `(messages, nanoseconds)` of each run.
+    Throughput(Vec<(u64, u64)>),
+}
+
+impl Measured {
+    /// A round-trip row's result.
+    pub fn latency(hist: Histogram<u64>, futex: u64, pinned: bool) -> Measured {
+        Measured {
+            numbers: Numbers::Latency(hist),
+            futex,
+            pinned,
+        }
+    }
+
+    /// A throughput row's result.
+    pub fn throughput(runs: Vec<(u64, u64)>, futex: u64, pinned: bool) -> Measured {
+        Measured {
+            numbers: Numbers::Throughput(runs),
+            futex,
+            pinned,
+        }
+    }
+}
+
+/// What a row's harness gets: its plan, CPUs, and helpers that keep the watchdog
+/// informed.
+pub struct Ctx<'a> {
+    /// The row.
+    pub scenario: &'a Scenario,
+    /// Its position in the run, for unique names.
+    pub index: usize,
+    /// How much it sends.
+    pub plan: Plan,
+    /// Where its sides run.
+    pub cpus: &'a Cpus,
+    /// Whether the measuring thread is pinned.
+    pub main_pinned: bool,
+}
+
+/// A peer thread of a row; see [`Ctx::spawn_peer`].
+pub struct Peer<R> {
+    handle: std::thread::JoinHandle<(R, bool)>,
+}
+
+impl<R> Peer<R> {
+    /// Waits for the peer; returns its result and whether it ran pinned.
+    pub fn join(self) -> (R, bool) {
+        self.handle
+            .join()
+            .unwrap_or_else(|_| watchdog::abort("a peer thread panicked"))
+    }
+}
+
+impl Ctx<'_> {
+    /// A name for the segment of the row's run `trial`, unique to this invocation, row
+    /// and trial, unlinked even if the run aborts.
+    pub fn segment_name(&self, trial: u64) -> String {
+        let name = format!("{NAME_PREFIX}{}-{}-{trial}", std::process::id(), self.index);
+        watchdog::track_name(&name);
+        name
+    }
+
+    /// Runs `f` on `end` on a thread pinned to the other side's CPU. An error there
+    /// aborts the run before `end` drops: the measuring side would otherwise see a closed
+    /// peer and report that instead of the cause.
+    pub fn spawn_peer<E, R>(
+        &self,
+        end: E,
+        f: impl FnOnce(&mut E) -> Result<R> + Send + 'static,
+    ) -> Peer<R>
+    where
+        E: Send + 'static,
+        R: Send + 'static,
+    {
+        let cpu = self.cpus.b();
+        let row = self.scenario.name;
+        let handle = std::thread::Builder::new()
+            .name("peer".into())
+            .spawn(move || {
+                let pinned = pin_current(cpu);
+                let mut end = end;
+                match f(&mut end) {
+                    Ok(r) => (r, pinned),
+                    Err(e) => watchdog::abort(&format!("{row} (peer thread): {e}")),
+                }
+            })
+            .unwrap_or_else(|e| watchdog::abort(&format!("{row}: spawning the peer thread: {e}")));
+        Peer { handle }
+    }
+
+    /// The value of a measuring-side step, or an abort while this side's end is still
+    /// open (see [`spawn_peer`](Self::spawn_peer)).
+    pub fn or_abort<T>(&self, r: Result<T>) -> T {
+        r.unwrap_or_else(|e| watchdog::abort(&format!("{}: {e}", self.scenario.name)))
+    }
+
+    /// Starts this row's child process, which joins through `name` (and `stdin`).
+    pub fn spawn_child(&self, name: &str, stdin: Stdio) -> Result<ChildGuard> {
+        ChildGuard::spawn(self.scenario.name, name, &self.plan, self.cpus.b(), stdin)
+    }
+}
+
+/// Runs `ringport bench`.
+pub fn main(args: BenchArgs) -> ExitCode {
+    let all = scenarios::all();
+    if args.list {
+        report::print_list(&all);
+        return ExitCode::SUCCESS;
+    }
+    let selected = scenarios::select(&all, &args.only);
+    if selected.is_empty() {
+        eprintln!("ringport bench: no row matches {:?}; see --list", args.only);
+        return ExitCode::FAILURE;
+    }
+    let scale = if args.quick { 5 } else { 1 };
+    let messages = args.messages.unwrap_or(MESSAGES / scale).max(1);
+    let rounds = args.rounds.unwrap_or(ROUNDS / scale).max(1);
+
+    watchdog::remove_stale_names();
+    watchdog::start();
+    let mut cpus = Cpus::choose();
+    let main_pinned = pin_current(cpus.a());
+    if cpus.pair.is_some() && !main_pinned {
+        cpus.problem = "sched_setaffinity refused; sides not pinned".to_owned();
+    }
+    eprintln!(
+        "ringport bench: {} rows; {}; --messages {messages} --rounds {rounds}",
+        selected.len(),
+        cpus.describe()
+    );
+
+    let clock_read_ns = clock_read_ns();
+    let started = Instant::now();
+    let run_cpu = CpuSample::now();
+    let mut rows: Vec<Row> = Vec::with_capacity(selected.len());
+    for (index, scenario) in selected.iter().enumerate() {
+        let ctx = Ctx {
+            scenario,
+            index,
+            plan: Plan::new(scenario.size, messages, rounds),
+            cpus: &cpus,
+            main_pinned,
+        };
+        watchdog::begin_row(scenario.name, Duration::from_secs(args.row_timeout));
+        let t0 = Instant::now();
+        let cpu0 = CpuSample::now();
+        let measured = (scenario.run)(&ctx)
+            .unwrap_or_else(|e| watchdog::abort(&format!("{}: {e}", scenario.name)));
+        let wall = t0.elapsed();
+        watchdog::end_row();
+        let others = others_since(cpu0);
+        let row = Row::new(scenario, &ctx.plan, measured, wall, others);
+        eprintln!(
+            "[{:>2}/{}] {}",
+            index + 1,
+            selected.len(),
+            report::progress_line(&row, &rows)
+        );
+        rows.push(row);
+    }
+    let meta = report::Meta {
+        cpus: &cpus,
+        messages,
+        rounds,
+        elapsed: started.elapsed(),
+        others: others_since(run_cpu),
+        clock_read_ns,
+    };
+    if args.json {
+        report::print_json(&rows, &meta);
+    } else {
+        report::print_table(&rows, &meta);
+    }
+    ExitCode::SUCCESS
+}
+
+/// The share of CPU time other processes took since `before`.
+fn others_since(before: Option<CpuSample>) -> Option<f64> {
+    before?.others_since(&CpuSample::now()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throughput_plans_are_whole_chunks() {
+        for size in [
+            Size::U64,
+            Size::U64Batch,
+            Size::U64Slow,
+            Size::Frames(64),
+            Size::Frames(4096),
+        ] {
+            for messages in [1, 1000, MESSAGES, MESSAGES / 5 + 3] {
+                let p = Plan::new(size, messages, ROUNDS);
+                assert_eq!(p.trials, TRIALS);
+                assert!(
+                    p.count >= 256 && p.count % 256 == 0,
+                    "{size:?} {messages}: {p:?}"
+                );
+                assert_eq!(p.warm % 256, 0, "{size:?} {messages}: {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_plans_warm_up_and_run_once() {
+        let p = Plan::new(Size::Rtt, MESSAGES, 1000);
+        assert_eq!((p.warm, p.count, p.trials), (100, 1000, 1));
+        let p = Plan::new(Size::RttSleeping, MESSAGES, 3_000_000);
+        assert_eq!((p.count, p.trials), (10_000, 1));
+    }
+}

@@ -1,0 +1,591 @@
+//! The rows of `ringport bench`, named `group/what/placement`, in the order they run.
+//!
+//! Each row names its reference: round-trip rows the two-line floor of their placement,
+//! throughput rows the rtrb row of their message size. References come first in the list,
+//! so every progress line can already show its ratio, and a selection with `--only` brings
+//! its references along. Each reference runs again (`...-again/...`) after the rows that
+//! compare with it: the machine can change under a run (the hypervisor moves the two vCPUs
+//! onto other cores, or onto siblings of one core, and the floor moves from ~120 to ~480 ns
+//! or back), and a ratio to a reference that moved means nothing.
+
+use crate::bench::{Ctx, Measured};
+use crate::child::ChildArgs;
+use crate::floor::{FutexSleep, OneLine, TwoLine};
+use crate::ipc::{Pipe, Socket};
+use crate::links::{
+    ArrayQueueBusy, ChannelBlocking, ChannelBusy, FrameBusy, MpscBusy, PodBlocking, PodBusy,
+    RtrbBusy,
+};
+use crate::rtt::{self, CrossProcess, InProcess};
+use crate::streams::{
+    ArrayQueueOne, ChannelOne, FramePortFrames, FrameRingFrames, MpscOne, PodPortBatch,
+    PodPortBlocking, PodPortOne, PodRingBatch, PodRingOne, RtrbBytes, RtrbChunks, RtrbOne,
+};
+use crate::tput::{self, InProcessStream, NamedStream};
+use crate::Result;
+
+/// Messages each `u64` queue holds, ringport's and the peers' alike.
+pub const SLOTS: usize = 4096;
+/// Bytes each byte ring holds, ringport's and rtrb's alike.
+pub const FRAME_RING: usize = 256 * 1024;
+
+/// Reference of round-trip rows between threads.
+pub const FLOOR_THREADS: &str = "floor/two-line/threads";
+/// Reference of round-trip rows between processes.
+pub const FLOOR_PROCESSES: &str = "floor/two-line/processes";
+/// Reference of single-message `u64` throughput rows.
+pub const RTRB: &str = "tput/rtrb/threads";
+/// Reference of batched `u64` throughput rows.
+pub const RTRB_CHUNKS: &str = "tput/rtrb-chunks256/threads";
+/// Reference of 64-byte frame rows.
+pub const RTRB_BYTES_64: &str = "tput/rtrb-bytes-64B/threads";
+/// Reference of 4 KiB frame rows.
+pub const RTRB_BYTES_4K: &str = "tput/rtrb-bytes-4KiB/threads";
+
+/// How much a row sends, relative to `--rounds` and `--messages`.
+#[derive(Clone, Copy, Debug)]
+pub enum Size {
+    /// `--rounds` busy round trips.
+    Rtt,
+    /// A three-hundredth of that, for paths whose sides sleep (tens of microseconds
+    /// each).
+    RttSleeping,
+    /// `--messages` u64s.
+    U64,
+    /// Four times that, for batched rows, several times faster.
+    U64Batch,
+    /// A sixth of that, for peers an order of magnitude slower.
+    U64Slow,
+    /// Frames of this many payload bytes: `--messages / (8 + bytes / 128)` of them, an
+    /// eighth for 64 bytes, a fortieth for 4 KiB.
+    Frames(usize),
+}
+
+impl Size {
+    /// Whether the row measures round trips.
+    pub fn is_latency(self) -> bool {
+        matches!(self, Size::Rtt | Size::RttSleeping)
+    }
+}
+
+/// The measuring side of a row.
+pub type ParentSide = fn(&Ctx) -> Result<Measured>;
+/// The child side of a cross-process row (one run of a throughput row); returns a
+/// throughput run's consumer readings (see [`tput::Marks`]), none for a round trip.
+pub type ChildSide = fn(&ChildArgs) -> Result<Vec<u64>>;
+
+/// One row.
+pub struct Scenario {
+    /// `group/what/placement`.
+    pub name: &'static str,
+    /// One line on what it measures.
+    pub about: &'static str,
+    /// The row its ratio is taken against; `None` for references.
+    pub reference: Option<&'static str>,
+    /// Whether the row goes through ringport's futex counter, so its syscalls per message
+    /// mean something (ringport rows and the futex floor).
+    pub counts_futex: bool,
+    /// How much it sends.
+    pub size: Size,
+    /// The measuring side.
+    pub run: ParentSide,
+    /// The child side, for rows between processes.
+    pub child: Option<ChildSide>,
+    /// The reference this row measures again, to see whether it moved during the run.
+    pub recheck_of: Option<&'static str>,
+}
+
+/// Which of a row's properties the constructors below take.
+struct Spec {
+    name: &'static str,
+    about: &'static str,
+    counts_futex: bool,
+    size: Size,
+}
+
+/// A [`Spec`].
+const fn spec(name: &'static str, about: &'static str, counts_futex: bool, size: Size) -> Spec {
+    Spec {
+        name,
+        about,
+        counts_futex,
+        size,
+    }
+}
+
+/// The reference of round-trip row `name`: the two-line `floor` of its placement, none for
+/// that floor itself.
+fn latency_reference(name: &'static str, floor: &'static str) -> Option<&'static str> {
+    (name != floor).then_some(floor)
+}
+
+/// A round-trip row between threads over `T`.
+fn rtt_threads<T: InProcess>(s: Spec) -> Scenario {
+    Scenario {
+        name: s.name,
+        about: s.about,
+        reference: latency_reference(s.name, FLOOR_THREADS),
+        counts_futex: s.counts_futex,
+        size: s.size,
+        run: rtt::threads::<T>,
+        child: None,
+        recheck_of: None,
+    }
+}
+
+/// A round-trip row between processes over `T`.
+fn rtt_processes<T: CrossProcess>(s: Spec) -> Scenario {
+    Scenario {
+        name: s.name,
+        about: s.about,
+        reference: latency_reference(s.name, FLOOR_PROCESSES),
+        counts_futex: s.counts_futex,
+        size: s.size,
+        run: rtt::processes::<T>,
+        child: Some(rtt::guest::<T>),
+        recheck_of: None,
+    }
+}
+
+/// A throughput row between threads over `S`, compared with `reference`.
+fn tput_threads<S: InProcessStream>(s: Spec, reference: &'static str) -> Scenario {
+    Scenario {
+        name: s.name,
+        about: s.about,
+        reference: (s.name != reference).then_some(reference),
+        counts_futex: s.counts_futex,
+        size: s.size,
+        run: tput::threads::<S>,
+        child: None,
+        recheck_of: None,
+    }
+}
+
+/// A throughput row between processes over `S`, compared with `reference`.
+fn tput_processes<S: NamedStream>(s: Spec, reference: &'static str) -> Scenario {
+    Scenario {
+        name: s.name,
+        about: s.about,
+        reference: Some(reference),
+        counts_futex: s.counts_futex,
+        size: s.size,
+        run: tput::processes::<S>,
+        child: Some(tput::guest::<S>),
+        recheck_of: None,
+    }
+}
+
+/// `s`, made the second measurement of `reference`.
+fn recheck(s: Scenario, reference: &'static str) -> Scenario {
+    Scenario {
+        reference: Some(reference),
+        recheck_of: Some(reference),
+        ..s
+    }
+}
+
+/// Every row, in running order.
+pub fn all() -> Vec<Scenario> {
+    use Size::*;
+    vec![
+        rtt_threads::<TwoLine>(spec(
+            FLOOR_THREADS,
+            "two AtomicU64 in separate lines, one per direction",
+            false,
+            Rtt,
+        )),
+        rtt_threads::<OneLine>(spec(
+            "floor/one-line/threads",
+            "one AtomicU64 bounced: 2k+1 there, 2k+2 back",
+            false,
+            Rtt,
+        )),
+        rtt_processes::<TwoLine>(spec(
+            FLOOR_PROCESSES,
+            "two-line floor in a /dev/shm segment",
+            false,
+            Rtt,
+        )),
+        rtt_processes::<OneLine>(spec(
+            "floor/one-line/processes",
+            "one-line floor in a /dev/shm segment",
+            false,
+            Rtt,
+        )),
+        rtt_threads::<PodBusy>(spec(
+            "rtt/pod-port-busy/threads",
+            "PodPort<u64>, try_recv spin",
+            true,
+            Rtt,
+        )),
+        rtt_threads::<FrameBusy>(spec(
+            "rtt/frame-port-busy/threads",
+            "MessagePort, 8-byte frames, try_recv spin",
+            true,
+            Rtt,
+        )),
+        rtt_threads::<PodBlocking>(spec(
+            "rtt/pod-port-blocking/threads",
+            "PodPort<u64>, blocking recv on both sides",
+            true,
+            Rtt,
+        )),
+        rtt_threads::<RtrbBusy>(spec(
+            "rtt/rtrb-busy/threads",
+            "two rtrb rings, pop spin",
+            false,
+            Rtt,
+        )),
+        rtt_threads::<ChannelBusy>(spec(
+            "rtt/crossbeam-channel-busy/threads",
+            "two bounded crossbeam channels, try_recv spin",
+            false,
+            Rtt,
+        )),
+        rtt_threads::<ArrayQueueBusy>(spec(
+            "rtt/arrayqueue-busy/threads",
+            "two crossbeam ArrayQueues, pop spin",
+            false,
+            Rtt,
+        )),
+        rtt_threads::<MpscBusy>(spec(
+            "rtt/std-mpsc-busy/threads",
+            "two std sync_channels, try_recv spin",
+            false,
+            Rtt,
+        )),
+        rtt_threads::<ChannelBlocking>(spec(
+            "rtt/crossbeam-channel-blocking/threads",
+            "two bounded crossbeam channels, blocking recv",
+            false,
+            Rtt,
+        )),
+        rtt_threads::<FutexSleep>(spec(
+            "rtt/futex-sleep/threads",
+            "raw futex ping-pong, both sides sleep in wait",
+            true,
+            RttSleeping,
+        )),
+        recheck(
+            rtt_threads::<TwoLine>(spec(
+                "floor/two-line-again/threads",
+                "the two-line floor again: did it move during the run?",
+                false,
+                Rtt,
+            )),
+            FLOOR_THREADS,
+        ),
+        rtt_processes::<PodBusy>(spec(
+            "rtt/pod-port-busy/processes",
+            "named PodPort<u64>, try_recv spin",
+            true,
+            Rtt,
+        )),
+        rtt_processes::<FrameBusy>(spec(
+            "rtt/frame-port-busy/processes",
+            "named MessagePort, 8-byte frames, try_recv spin",
+            true,
+            Rtt,
+        )),
+        rtt_processes::<PodBlocking>(spec(
+            "rtt/pod-port-blocking/processes",
+            "named PodPort<u64>, blocking recv on both sides",
+            true,
+            Rtt,
+        )),
+        rtt_processes::<FutexSleep>(spec(
+            "rtt/futex-sleep/processes",
+            "raw shared futex ping-pong, both sides sleep",
+            true,
+            RttSleeping,
+        )),
+        rtt_processes::<Socket>(spec(
+            "rtt/unix-socket/processes",
+            "Unix stream socket pair, 8-byte write/read",
+            false,
+            RttSleeping,
+        )),
+        rtt_processes::<Pipe>(spec(
+            "rtt/pipe/processes",
+            "two pipes, 8-byte write/read",
+            false,
+            RttSleeping,
+        )),
+        recheck(
+            rtt_processes::<TwoLine>(spec(
+                "floor/two-line-again/processes",
+                "the two-line floor again: did it move during the run?",
+                false,
+                Rtt,
+            )),
+            FLOOR_PROCESSES,
+        ),
+        tput_threads::<RtrbOne>(spec(RTRB, "rtrb push / pop", false, U64), RTRB),
+        tput_threads::<RtrbChunks>(
+            spec(
+                RTRB_CHUNKS,
+                "rtrb push_partial_slice / pop_partial_slice, 256 per chunk",
+                false,
+                U64Batch,
+            ),
+            RTRB_CHUNKS,
+        ),
+        tput_threads::<PodRingOne>(
+            spec(
+                "tput/pod-ring/threads",
+                "PodRing<u64> try_send / try_recv",
+                true,
+                U64,
+            ),
+            RTRB,
+        ),
+        tput_threads::<PodRingBatch>(
+            spec(
+                "tput/pod-ring-batch256/threads",
+                "PodRing<u64> try_send_batch / try_recv_batch, 256 per chunk",
+                true,
+                U64Batch,
+            ),
+            RTRB_CHUNKS,
+        ),
+        tput_processes::<PodPortOne>(
+            spec(
+                "tput/pod-port/processes",
+                "named PodPort<u64>, child consumer, one per call",
+                true,
+                U64,
+            ),
+            RTRB,
+        ),
+        tput_processes::<PodPortBatch>(
+            spec(
+                "tput/pod-port-batch256/processes",
+                "named PodPort<u64>, child consumer, 256 per call",
+                true,
+                U64Batch,
+            ),
+            RTRB_CHUNKS,
+        ),
+        tput_threads::<PodPortBlocking>(
+            spec(
+                "tput/pod-port-blocking/threads",
+                "PodPort<u64> post_message / blocking recv",
+                true,
+                U64,
+            ),
+            RTRB,
+        ),
+        tput_threads::<ArrayQueueOne>(
+            spec(
+                "tput/arrayqueue/threads",
+                "crossbeam ArrayQueue push / pop",
+                false,
+                U64Slow,
+            ),
+            RTRB,
+        ),
+        tput_threads::<ChannelOne>(
+            spec(
+                "tput/crossbeam-channel/threads",
+                "bounded crossbeam channel try_send / try_recv",
+                false,
+                U64Slow,
+            ),
+            RTRB,
+        ),
+        tput_threads::<MpscOne>(
+            spec(
+                "tput/std-mpsc/threads",
+                "std sync_channel try_send / try_recv",
+                false,
+                U64Slow,
+            ),
+            RTRB,
+        ),
+        recheck(
+            tput_threads::<RtrbOne>(
+                spec(
+                    "tput/rtrb-again/threads",
+                    "rtrb push / pop again: did it move?",
+                    false,
+                    U64,
+                ),
+                RTRB,
+            ),
+            RTRB,
+        ),
+        recheck(
+            tput_threads::<RtrbChunks>(
+                spec(
+                    "tput/rtrb-chunks256-again/threads",
+                    "rtrb chunks again: did it move?",
+                    false,
+                    U64Batch,
+                ),
+                RTRB_CHUNKS,
+            ),
+            RTRB_CHUNKS,
+        ),
+        tput_threads::<RtrbBytes>(
+            spec(
+                RTRB_BYTES_64,
+                "rtrb<u8> byte ring, u32 length prefix, 64-byte frames",
+                false,
+                Frames(64),
+            ),
+            RTRB_BYTES_64,
+        ),
+        tput_threads::<RtrbBytes>(
+            spec(
+                RTRB_BYTES_4K,
+                "rtrb<u8> byte ring, u32 length prefix, 4 KiB frames",
+                false,
+                Frames(4096),
+            ),
+            RTRB_BYTES_4K,
+        ),
+        tput_threads::<FrameRingFrames>(
+            spec(
+                "tput/frame-ring-64B/threads",
+                "FrameRing try_send / try_recv_with, 64-byte frames",
+                true,
+                Frames(64),
+            ),
+            RTRB_BYTES_64,
+        ),
+        tput_threads::<FrameRingFrames>(
+            spec(
+                "tput/frame-ring-4KiB/threads",
+                "FrameRing try_send / try_recv_with, 4 KiB frames",
+                true,
+                Frames(4096),
+            ),
+            RTRB_BYTES_4K,
+        ),
+        tput_processes::<FramePortFrames>(
+            spec(
+                "tput/frame-port-4KiB/processes",
+                "named MessagePort, child consumer, 4 KiB frames",
+                true,
+                Frames(4096),
+            ),
+            RTRB_BYTES_4K,
+        ),
+        recheck(
+            tput_threads::<RtrbBytes>(
+                spec(
+                    "tput/rtrb-bytes-64B-again/threads",
+                    "rtrb byte ring, 64-byte frames, again: did it move?",
+                    false,
+                    Frames(64),
+                ),
+                RTRB_BYTES_64,
+            ),
+            RTRB_BYTES_64,
+        ),
+        recheck(
+            tput_threads::<RtrbBytes>(
+                spec(
+                    "tput/rtrb-bytes-4KiB-again/threads",
+                    "rtrb byte ring, 4 KiB frames, again: did it move?",
+                    false,
+                    Frames(4096),
+                ),
+                RTRB_BYTES_4K,
+            ),
+            RTRB_BYTES_4K,
+        ),
+    ]
+}
+
+/// The rows whose names contain one of `only` (all rows if it is empty), plus the
+/// references of those and their second measurements, in running order.
+pub fn select<'a>(all: &'a [Scenario], only: &[String]) -> Vec<&'a Scenario> {
+    let chosen = |s: &Scenario| only.is_empty() || only.iter().any(|o| s.name.contains(o.as_str()));
+    let mut names: Vec<&str> = all.iter().filter(|s| chosen(s)).map(|s| s.name).collect();
+    names.extend(all.iter().filter(|s| chosen(s)).filter_map(|s| s.reference));
+    all.iter()
+        .filter(|s| names.contains(&s.name) || s.recheck_of.is_some_and(|r| names.contains(&r)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_say_their_placement() {
+        let all = all();
+        for (i, s) in all.iter().enumerate() {
+            assert!(
+                all[..i].iter().all(|o| o.name != s.name),
+                "{} twice",
+                s.name
+            );
+            let processes = s.name.ends_with("/processes");
+            assert!(processes || s.name.ends_with("/threads"), "{}", s.name);
+            assert_eq!(s.child.is_some(), processes, "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn references_exist_and_run_first() {
+        let all = all();
+        for (i, s) in all.iter().enumerate() {
+            if let Some(r) = s.reference {
+                let at = all.iter().position(|o| o.name == r).expect(r);
+                assert!(at < i, "{} runs before its reference {r}", s.name);
+                assert!(all[at].reference.is_none(), "{r} is not a reference");
+            }
+        }
+    }
+
+    #[test]
+    fn every_reference_is_measured_again_after_its_rows() {
+        let all = all();
+        for (at, r) in all
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.reference.is_none())
+        {
+            let again = all
+                .iter()
+                .position(|s| s.recheck_of == Some(r.name))
+                .unwrap_or_else(|| panic!("{} is never measured again", r.name));
+            assert!(at < again);
+            assert_eq!(all[again].size.is_latency(), r.size.is_latency());
+            for (i, s) in all.iter().enumerate() {
+                if s.reference == Some(r.name) && s.recheck_of.is_none() {
+                    assert!(i < again, "{} runs after {}", s.name, all[again].name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_selection_brings_its_references() {
+        let all = all();
+        let names = |only: &[&str]| -> Vec<&str> {
+            let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
+            select(&all, &only).iter().map(|s| s.name).collect()
+        };
+        assert_eq!(
+            names(&["rtt/pipe"]),
+            [
+                "floor/two-line/processes",
+                "rtt/pipe/processes",
+                "floor/two-line-again/processes"
+            ]
+        );
+        assert_eq!(
+            names(&["frame-port-4KiB"]),
+            [
+                "tput/rtrb-bytes-4KiB/threads",
+                "tput/frame-port-4KiB/processes",
+                "tput/rtrb-bytes-4KiB-again/threads"
+            ]
+        );
+        assert_eq!(names(&[]).len(), all.len());
+        assert!(names(&["no-such-row"]).is_empty());
+    }
+}
