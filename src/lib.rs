@@ -67,7 +67,8 @@ mod sync;
 pub use error::{Corruption, RecvError, SendError};
 #[cfg(not(loom))]
 pub use port::{
-    ConnectError, MessageChannel, MessagePort, PodPort, DEFAULT_FRAME_CAPACITY, DEFAULT_POD_CAPACITY,
+    ConnectError, MessageChannel, MessagePort, PodPort, DEFAULT_FRAME_CAPACITY,
+    DEFAULT_POD_CAPACITY,
 };
 
 #[cfg(doctest)]

@@ -274,7 +274,8 @@ impl MessageChannel {
     /// assert_eq!(b.recv(), Ok(5));
     /// ```
     pub fn pod<T: Pod + Send>(capacity: usize) -> (PodPort<T>, PodPort<T>) {
-        let geo = pod_geometry::<T>(capacity).unwrap_or_else(|e| panic!("MessageChannel::pod: {e}"));
+        let geo =
+            pod_geometry::<T>(capacity).unwrap_or_else(|e| panic!("MessageChannel::pod: {e}"));
         let layout = Layout::new(geo.ring_len());
         let region = Region::heap(layout.total);
         let a = PodPort::attach(&region, &layout, geo, Side::First);
@@ -297,7 +298,10 @@ impl MessageChannel {
     /// b.post_message(9).unwrap();
     /// assert_eq!(a.recv(), Ok(9));
     /// ```
-    pub fn create_pod<T: Pod + Send>(name: &str, capacity: usize) -> Result<PodPort<T>, ConnectError> {
+    pub fn create_pod<T: Pod + Send>(
+        name: &str,
+        capacity: usize,
+    ) -> Result<PodPort<T>, ConnectError> {
         let geo = pod_geometry::<T>(capacity).map_err(|reason| SegmentError::Incompatible {
             name: name.to_owned(),
             reason: reason.to_owned(),
@@ -361,7 +365,11 @@ impl MessageChannel {
 }
 
 fn pod_geometry<T: Pod>(capacity: usize) -> Result<PodGeometry, &'static str> {
-    PodGeometry::new(std::mem::size_of::<T>(), std::mem::align_of::<T>(), capacity)
+    PodGeometry::new(
+        std::mem::size_of::<T>(),
+        std::mem::align_of::<T>(),
+        capacity,
+    )
 }
 
 /// One end of a byte-frame channel: sends frames to its entangled port and receives the
@@ -372,7 +380,12 @@ pub struct MessagePort {
 }
 
 impl MessagePort {
-    fn attach(region: &Arc<Region>, layout: &Layout, geo: FrameGeometry, side: Side) -> Option<Self> {
+    fn attach(
+        region: &Arc<Region>,
+        layout: &Layout,
+        geo: FrameGeometry,
+        side: Side,
+    ) -> Option<Self> {
         let (out, inc) = layout.rings(side);
         let out = FrameMem::new(region.clone(), out, geo);
         let inc = FrameMem::new(region.clone(), inc, geo);
@@ -433,7 +446,11 @@ impl MessagePort {
     /// let mut ch = ringport::MessageChannel::new();
     /// ch.port1.post_message_timeout(b"x", std::time::Duration::from_secs(1)).unwrap();
     /// ```
-    pub fn post_message_timeout(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), SendError> {
+    pub fn post_message_timeout(
+        &mut self,
+        bytes: &[u8],
+        timeout: Duration,
+    ) -> Result<(), SendError> {
         self.tx.send_timeout(bytes, timeout)
     }
 
@@ -841,7 +858,10 @@ mod tests {
         let name = format!("port-busy-{}", std::process::id());
         let _a = MessageChannel::create(&name, 1024).unwrap();
         let _b = MessageChannel::open(&name).unwrap();
-        assert!(matches!(MessageChannel::open(&name), Err(ConnectError::Busy { .. })));
+        assert!(matches!(
+            MessageChannel::open(&name),
+            Err(ConnectError::Busy { .. })
+        ));
     }
 
     #[test]

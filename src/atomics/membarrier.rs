@@ -53,15 +53,19 @@ fn register() -> bool {
 
 /// Executes a full barrier on every running thread that might notify a waiter in
 /// `scope`: this process's threads for heap memory, every registered process's for a
-/// segment. Returns false if the kernel refused, in which case a light notifier in
-/// another process could be missed until the waiter's next liveness slice.
-pub(crate) fn heavy_barrier(scope: Scope) -> bool {
+/// segment. If the kernel refuses, a light notifier in another process could be missed
+/// until the waiter's next liveness slice; nothing else can be done about it here.
+pub(crate) fn heavy_barrier(scope: Scope) {
     match scope {
         // Heap memory has notifiers only in this process, light only if registered.
-        Scope::Process => !light_notify() || membarrier(MembarrierCommand::PrivateExpedited).is_ok(),
+        Scope::Process => {
+            if light_notify() {
+                let _ = membarrier(MembarrierCommand::PrivateExpedited);
+            }
+        }
         Scope::System => {
             light_notify();
-            membarrier(MembarrierCommand::GlobalExpedited).is_ok()
+            let _ = membarrier(MembarrierCommand::GlobalExpedited);
         }
     }
 }

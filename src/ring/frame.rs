@@ -161,7 +161,11 @@ mod mem {
             debug_assert!(pos + bytes.len() <= self.geo.capacity);
             // SAFETY: inside the area; exclusive per the caller.
             unsafe {
-                std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data.as_ptr().add(pos), bytes.len())
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    self.data.as_ptr().add(pos),
+                    bytes.len(),
+                )
             }
         }
 
@@ -177,7 +181,12 @@ mod mem {
         /// # Safety
         /// As for `bytes`.
         #[inline(always)]
-        pub(crate) unsafe fn with_bytes<R>(&self, pos: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        pub(crate) unsafe fn with_bytes<R>(
+            &self,
+            pos: usize,
+            len: usize,
+            f: impl FnOnce(&[u8]) -> R,
+        ) -> R {
             // SAFETY: forwarded.
             f(unsafe { self.bytes(pos, len) })
         }
@@ -210,7 +219,13 @@ mod mem {
                 headers: (0..words).map(|_| AtomicU64::new(0)).collect(),
                 words: (0..words).map(|_| UnsafeCell::new(0)).collect(),
             });
-            (FrameMem { inner: inner.clone(), geo }, FrameMem { inner, geo })
+            (
+                FrameMem {
+                    inner: inner.clone(),
+                    geo,
+                },
+                FrameMem { inner, geo },
+            )
         }
 
         pub(crate) fn ctrl(&self) -> &RingCtrl {
@@ -234,7 +249,12 @@ mod mem {
             }
         }
 
-        pub(crate) unsafe fn with_bytes<R>(&self, pos: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        pub(crate) unsafe fn with_bytes<R>(
+            &self,
+            pos: usize,
+            len: usize,
+            f: impl FnOnce(&[u8]) -> R,
+        ) -> R {
             let mut buf = Vec::with_capacity(len.next_multiple_of(8));
             for i in 0..len.div_ceil(8) {
                 // SAFETY: loom checks that no write races with this read.
@@ -408,7 +428,11 @@ impl FrameProducer {
         Self::reserve(mem, st, size + HEADER)?;
         // SAFETY: reserve proved pos..pos + size + 8 is released and unpublished.
         unsafe { mem.write(st.pos + HEADER, bytes) };
-        let next = if st.pos + size == cap { 0 } else { st.pos + size };
+        let next = if st.pos + size == cap {
+            0
+        } else {
+            st.pos + size
+        };
         Self::zero_next(mem, next);
         Self::publish_or_defer(mem, st.pos, header(st.seq, bytes.len(), false), first);
         st.seq = st.seq.wrapping_add(1);
@@ -545,7 +569,9 @@ impl FrameProducer {
 
     fn send_until(&mut self, bytes: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
         let (mem, st) = (&self.mem, &mut self.st);
-        Self::block_on(mem, st, deadline, |mem, st| Self::try_send_in(mem, st, bytes))
+        Self::block_on(mem, st, deadline, |mem, st| {
+            Self::try_send_in(mem, st, bytes)
+        })
     }
 
     /// Sends every frame of `frames`, waiting for room as needed; each chunk that fits is
@@ -571,7 +597,9 @@ impl FrameProducer {
         while done < frames.len() {
             let (mem, st) = (&self.mem, &mut self.st);
             let rest = &frames[done..];
-            done += Self::block_on(mem, st, None, |mem, st| Self::try_send_batch_in(mem, st, rest))?;
+            done += Self::block_on(mem, st, None, |mem, st| {
+                Self::try_send_batch_in(mem, st, rest)
+            })?;
         }
         Ok(())
     }
@@ -666,7 +694,9 @@ impl FrameConsumer {
             let len = (h & 0xffff_ffff) as usize;
             if h & PAD != 0 {
                 if st.pos == 0 || st.pos + HEADER + len != cap {
-                    return Err(Corruption::new("pad frame does not fill the rest of the ring").into());
+                    return Err(
+                        Corruption::new("pad frame does not fill the rest of the ring").into(),
+                    );
                 }
                 st.head += (cap - st.pos) as u64;
                 st.pos = 0;
@@ -997,7 +1027,11 @@ impl std::fmt::Debug for Frame<'_> {
 #[cfg(not(loom))]
 impl Drop for Frame<'_> {
     fn drop(&mut self) {
-        FrameConsumer::advance_and_maybe_release(&self.consumer.mem, &mut self.consumer.st, self.len);
+        FrameConsumer::advance_and_maybe_release(
+            &self.consumer.mem,
+            &mut self.consumer.st,
+            self.len,
+        );
     }
 }
 
@@ -1067,7 +1101,10 @@ mod tests {
             let (mut tx, mut rx) = FrameRing::with_capacity(256);
             tx.try_send(b"ok").unwrap();
             rx.mem.header(0).store(bad, Ordering::Relaxed);
-            assert!(matches!(rx.try_recv(), Err(RecvError::Corrupt(_))), "{bad:#x}");
+            assert!(
+                matches!(rx.try_recv(), Err(RecvError::Corrupt(_))),
+                "{bad:#x}"
+            );
         }
     }
 

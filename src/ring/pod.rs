@@ -68,6 +68,37 @@ pub(crate) struct PodGeometry {
     pub(crate) blocks: usize,
 }
 
+/// Slots per block for messages of `size` bytes aligned to `align`: as many as fit in a
+/// line after the stamp, or one. A function of the type alone, so batch copies of a whole
+/// block have a constant length.
+const fn slots_per_block(size: usize, align: usize) -> usize {
+    let slot_off = if align > 8 { align } else { 8 };
+    if slot_off + size <= 64 {
+        (64 - slot_off) / size
+    } else {
+        1
+    }
+}
+
+/// Copies `n` slots; a whole block, the common case of a batch, with a constant count so
+/// the compiler inlines it rather than calling `memmove` once per block.
+///
+/// # Safety
+/// As for `ptr::copy_nonoverlapping`.
+#[cfg(not(loom))]
+#[inline(always)]
+unsafe fn copy_slots<T: Pod>(src: *const T, dst: *mut T, n: usize) {
+    let full = const { slots_per_block(std::mem::size_of::<T>(), std::mem::align_of::<T>()) };
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        if n == full {
+            std::ptr::copy_nonoverlapping(src, dst, full)
+        } else {
+            std::ptr::copy_nonoverlapping(src, dst, n)
+        }
+    }
+}
+
 impl PodGeometry {
     /// The geometry for `capacity` (at least) messages of `size` bytes aligned to `align`.
     pub(crate) fn new(size: usize, align: usize, capacity: usize) -> Result<Self, &'static str> {
@@ -78,11 +109,7 @@ impl PodGeometry {
             return Err("message alignment must be a power of two of at most 64");
         }
         let slot_off = align.max(8);
-        let per_block = if slot_off + size <= 64 {
-            (64 - slot_off) / size
-        } else {
-            1
-        };
+        let per_block = slots_per_block(size, align);
         let block_bytes = (slot_off + per_block * size)
             .checked_next_multiple_of(64)
             .ok_or("message too large")?;
@@ -115,6 +142,7 @@ impl PodGeometry {
         std::mem::size_of::<RingCtrl>() + self.data_len().expect("validated in new")
     }
 
+    #[inline]
     fn release_batch(&self) -> u64 {
         (self.blocks as u64 / 4).max(1)
     }
@@ -162,10 +190,7 @@ mod mem {
 
         pub(crate) fn heap(geo: PodGeometry) -> (Self, Self) {
             let region = Region::heap(geo.ring_len());
-            (
-                Self::new(region.clone(), 0, geo),
-                Self::new(region, 0, geo),
-            )
+            (Self::new(region.clone(), 0, geo), Self::new(region, 0, geo))
         }
 
         #[inline(always)]
@@ -219,7 +244,7 @@ mod mem {
         pub(crate) unsafe fn read_into(&self, block: usize, i: usize, out: &mut [T]) {
             debug_assert!(i + out.len() <= self.geo.per_block);
             // SAFETY: slots of a block are contiguous; as for `read`.
-            unsafe { std::ptr::copy_nonoverlapping(self.slot(block, i), out.as_mut_ptr(), out.len()) }
+            unsafe { copy_slots(self.slot(block, i), out.as_mut_ptr(), out.len()) }
         }
 
         /// # Safety
@@ -228,7 +253,7 @@ mod mem {
         pub(crate) unsafe fn write_from(&self, block: usize, i: usize, vals: &[T]) {
             debug_assert!(i + vals.len() <= self.geo.per_block);
             // SAFETY: as for `write`; slots of a block are contiguous.
-            unsafe { std::ptr::copy_nonoverlapping(vals.as_ptr(), self.slot(block, i), vals.len()) }
+            unsafe { copy_slots(vals.as_ptr(), self.slot(block, i), vals.len()) }
         }
     }
 }
@@ -256,10 +281,15 @@ mod mem {
             let inner = Arc::new(Inner {
                 ctrl: RingCtrl::default(),
                 stamps: (0..geo.blocks).map(|_| AtomicU32::new(0)).collect(),
-                slots: (0..geo.capacity()).map(|_| UnsafeCell::new(T::zeroed())).collect(),
+                slots: (0..geo.capacity())
+                    .map(|_| UnsafeCell::new(T::zeroed()))
+                    .collect(),
             });
             (
-                PodMem { inner: inner.clone(), geo },
+                PodMem {
+                    inner: inner.clone(),
+                    geo,
+                },
                 PodMem { inner, geo },
             )
         }
@@ -341,8 +371,12 @@ impl<T: Pod + Send> PodRing<T> {
     /// assert!(tx.capacity() >= 100);
     /// ```
     pub fn with_capacity(capacity: usize) -> (PodProducer<T>, PodConsumer<T>) {
-        let geo = PodGeometry::new(std::mem::size_of::<T>(), std::mem::align_of::<T>(), capacity)
-            .unwrap_or_else(|e| panic!("PodRing::with_capacity: {e}"));
+        let geo = PodGeometry::new(
+            std::mem::size_of::<T>(),
+            std::mem::align_of::<T>(),
+            capacity,
+        )
+        .unwrap_or_else(|e| panic!("PodRing::with_capacity: {e}"));
         let (a, b) = PodMem::heap(geo);
         a.ctrl().ends[PRODUCER].attach(0, 0);
         a.ctrl().ends[CONSUMER].attach(0, 0);
@@ -449,7 +483,9 @@ impl<T: Pod> PodProducer<T> {
                 // The consumer cannot have released more blocks than were completed
                 // (gblock + 1) nor fewer than it already had.
                 if r < st.released || r > st.gblock + 1 {
-                    return Err(Corruption::new("released block count outside what was written").into());
+                    return Err(
+                        Corruption::new("released block count outside what was written").into(),
+                    );
                 }
                 st.released = r;
                 if r < need {
@@ -560,7 +596,9 @@ impl<T: Pod> PodProducer<T> {
 
     fn send_until(&mut self, value: T, deadline: Option<Instant>) -> Result<(), SendError> {
         let (mem, st) = (&self.mem, &mut self.st);
-        Self::block_on(mem, st, deadline, |mem, st| Self::try_send_in(mem, st, value))
+        Self::block_on(mem, st, deadline, |mem, st| {
+            Self::try_send_in(mem, st, value)
+        })
     }
 
     fn block_on<R>(
@@ -613,7 +651,9 @@ impl<T: Pod> PodProducer<T> {
         while done < values.len() {
             let (mem, st) = (&self.mem, &mut self.st);
             let rest = &values[done..];
-            done += Self::block_on(mem, st, None, |mem, st| Self::try_send_batch_in(mem, st, rest))?;
+            done += Self::block_on(mem, st, None, |mem, st| {
+                Self::try_send_batch_in(mem, st, rest)
+            })?;
         }
         Ok(())
     }
@@ -986,9 +1026,15 @@ mod tests {
     #[test]
     fn timeouts_fire() {
         let (mut tx, mut rx) = PodRing::<u64>::with_capacity(1);
-        assert_eq!(rx.recv_timeout(Duration::from_millis(2)), Err(RecvError::Timeout));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(2)),
+            Err(RecvError::Timeout)
+        );
         while tx.try_send(0).is_ok() {}
-        assert_eq!(tx.send_timeout(0, Duration::from_millis(2)), Err(SendError::Timeout));
+        assert_eq!(
+            tx.send_timeout(0, Duration::from_millis(2)),
+            Err(SendError::Timeout)
+        );
     }
 
     #[test]
