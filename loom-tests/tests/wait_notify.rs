@@ -1,5 +1,6 @@
-//! Loom models of waiting: the raw `Atomics.wait` / `Atomics.notify` pair, and the
-//! waiter-counting signal that every blocking ring call sleeps on.
+//! Loom models of waiting: the raw `Atomics.wait` / `Atomics.notify` pair, the counted
+//! `WaitCell` whose notify skips the syscall when nobody sleeps, and the waiter-counting
+//! signal that every blocking ring call sleeps on.
 //!
 //! Under loom the futex is modelled so that a sleeper nobody wakes stays parked: a lost
 //! wakeup ends the execution with every thread blocked, which loom reports as a deadlock.
@@ -11,7 +12,7 @@ use loom::sync::atomic::{AtomicU32, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 use loom_tests::{run, run_broken};
-use ringport::atomics::{notify, wait};
+use ringport::atomics::{notify, wait, WaitCell};
 use ringport::ring::PodRing;
 use ringport::RecvError;
 
@@ -35,6 +36,26 @@ fn wait_until_flag_then_notify() {
         };
         flag.store(1, Ordering::Release);
         assert!(notify(&flag, u32::MAX) <= 1);
+        waiter.join().unwrap();
+    });
+}
+
+/// `WaitCell::notify` skips the wake when it sees no sleeper, so its fence and the
+/// sleeper's must keep the count and the value from passing each other.
+#[test]
+fn wait_cell_notify_is_not_lost() {
+    run(&["signal_no_fence"], || {
+        let cell = Arc::new(WaitCell::new(0));
+        let waiter = {
+            let cell = cell.clone();
+            thread::spawn(move || {
+                while cell.value().load(Ordering::Acquire) == 0 {
+                    cell.wait(0, None);
+                }
+            })
+        };
+        cell.value().store(1, Ordering::Release);
+        cell.notify(u32::MAX);
         waiter.join().unwrap();
     });
 }

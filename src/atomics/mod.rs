@@ -7,9 +7,10 @@
 //! because a segment is mapped at different addresses in different processes and only the
 //! shared futex keys on the physical page.
 //!
-//! `notify` makes a syscall every time, exactly like `Atomics.notify`. Ringport's own rings
-//! never call it blindly: they keep a waiter count beside the word (see `Signal` in
-//! ARCHITECTURE.md), so a notify with nobody asleep costs no syscall.
+//! On a bare atomic, `notify` makes a syscall every time, since nothing records whether
+//! anyone sleeps. [`WaitCell`] is the same pair with a waiter count beside the word, so its
+//! [`WaitCell::notify`] makes no syscall while nobody sleeps; ringport's own rings use the
+//! same idea (see `Signal` in ARCHITECTURE.md).
 //! [`futex_syscalls`] counts every futex syscall this process made, so a benchmark can
 //! print syscalls per message.
 //!
@@ -25,7 +26,7 @@ pub(crate) mod membarrier;
 #[cfg(loom)]
 pub(crate) mod model;
 
-use crate::sync::AtomicU32;
+use crate::sync::{fence, AtomicU32, Ordering};
 use std::time::Duration;
 
 /// What [`wait`] saw, as `Atomics.wait` reports it.
@@ -96,6 +97,107 @@ pub fn wait(atom: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitO
 /// ```
 pub fn notify(atom: &AtomicU32, count: u32) -> u32 {
     imp::wake(atom, count, Scope::System)
+}
+
+/// A 32-bit atomic with `Atomics.wait` / `Atomics.notify` whose notify makes no syscall
+/// while nobody sleeps.
+///
+/// `#[repr(C)]`: the value, then a count of sleepers; eight bytes, all-zero is a cell
+/// holding 0, so it can live in a shared-memory segment and be waited on across
+/// processes. The count is only ever a hint for whether to make the wake syscall; a
+/// hostile count costs a spurious syscall or, for a hostile sleeper, a missed wake.
+///
+/// # Example
+/// ```
+/// use ringport::atomics::{WaitCell, WaitOutcome};
+/// use std::sync::{atomic::Ordering, Arc};
+///
+/// let cell = Arc::new(WaitCell::new(0));
+/// assert_eq!(cell.notify(1), 0); // nobody asleep: no syscall
+/// let c = cell.clone();
+/// let t = std::thread::spawn(move || {
+///     while c.value().load(Ordering::Acquire) == 0 {
+///         c.wait(0, None);
+///     }
+/// });
+/// cell.value().store(1, Ordering::Release);
+/// cell.notify(u32::MAX);
+/// t.join().unwrap();
+/// assert_eq!(cell.wait(0, None), WaitOutcome::NotEqual);
+/// ```
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct WaitCell {
+    value: AtomicU32,
+    waiters: AtomicU32,
+}
+
+impl WaitCell {
+    /// A cell holding `value`.
+    ///
+    /// # Example
+    /// ```
+    /// let cell = ringport::atomics::WaitCell::new(7);
+    /// assert_eq!(cell.value().load(std::sync::atomic::Ordering::Relaxed), 7);
+    /// ```
+    pub fn new(value: u32) -> Self {
+        WaitCell {
+            value: AtomicU32::new(value),
+            waiters: AtomicU32::new(0),
+        }
+    }
+
+    /// The atomic value: store to it, then [`notify`](Self::notify).
+    ///
+    /// # Example
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// let cell = ringport::atomics::WaitCell::default();
+    /// cell.value().fetch_add(1, Ordering::AcqRel);
+    /// ```
+    pub fn value(&self) -> &AtomicU32 {
+        &self.value
+    }
+
+    /// [`wait`] on the value, counted as a sleeper.
+    ///
+    /// # Example
+    /// ```
+    /// use ringport::atomics::{WaitCell, WaitOutcome};
+    /// use std::time::Duration;
+    /// let cell = WaitCell::new(3);
+    /// assert_eq!(cell.wait(3, Some(Duration::from_millis(1))), WaitOutcome::TimedOut);
+    /// ```
+    pub fn wait(&self, expected: u32, timeout: Option<Duration>) -> WaitOutcome {
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        // Pairs with the fence in `notify`: either the notifier sees this sleeper, or the
+        // kernel's comparison below sees the notifier's new value.
+        if !cfg!(ringport_mutant = "signal_no_fence") {
+            fence(Ordering::SeqCst);
+        }
+        let outcome = imp::wait(&self.value, expected, timeout, Scope::System);
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        outcome
+    }
+
+    /// Wakes up to `count` sleepers in [`wait`](Self::wait) and returns how many it woke;
+    /// with nobody asleep, it returns 0 without a syscall. Call it after storing the new
+    /// value.
+    ///
+    /// # Example
+    /// ```
+    /// let cell = ringport::atomics::WaitCell::new(0);
+    /// assert_eq!(cell.notify(u32::MAX), 0);
+    /// ```
+    pub fn notify(&self, count: u32) -> u32 {
+        if !cfg!(ringport_mutant = "signal_no_fence") {
+            fence(Ordering::SeqCst);
+        }
+        if self.waiters.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        imp::wake(&self.value, count, Scope::System)
+    }
 }
 
 /// The number of futex syscalls (waits and wakes) this process has made through ringport.
