@@ -406,6 +406,19 @@ impl MessagePort {
         self.tx.max_frame()
     }
 
+    /// Sets how long this port's blocking sends and receives poll before they sleep on a
+    /// futex (default 20 µs); zero sleeps after a single look.
+    ///
+    /// # Example
+    /// ```
+    /// let mut ch = ringport::MessageChannel::new();
+    /// ch.port1.set_spin_budget(std::time::Duration::from_micros(100));
+    /// ```
+    pub fn set_spin_budget(&mut self, budget: Duration) {
+        self.tx.set_spin_budget(budget);
+        self.rx.set_spin_budget(budget);
+    }
+
     /// Sends a frame, waiting while the channel is full.
     ///
     /// # Errors
@@ -666,6 +679,19 @@ impl<T: Pod + Send> PodPort<T> {
     /// ```
     pub fn capacity(&self) -> usize {
         self.tx.capacity()
+    }
+
+    /// Sets how long this port's blocking sends and receives poll before they sleep on a
+    /// futex (default 20 µs); zero sleeps after a single look.
+    ///
+    /// # Example
+    /// ```
+    /// let (mut a, _b) = ringport::MessageChannel::pod::<u64>(8);
+    /// a.set_spin_budget(std::time::Duration::ZERO);
+    /// ```
+    pub fn set_spin_budget(&mut self, budget: Duration) {
+        self.tx.set_spin_budget(budget);
+        self.rx.set_spin_budget(budget);
     }
 
     /// Sends `value`, waiting while the channel is full.

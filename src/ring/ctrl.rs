@@ -3,6 +3,7 @@
 use crate::signal::Signal;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
+use std::time::Duration;
 
 /// Endpoint states. Zero is the initial state of fresh memory.
 #[cfg(not(loom))]
@@ -108,19 +109,20 @@ impl Endpoint {
     }
 }
 
-/// How long a blocking call polls before it sleeps. A futex sleep and wake costs tens of
-/// microseconds on a VM, so a reply that comes within this budget is cheaper to catch
-/// awake; longer waits pay at most this much extra CPU.
-#[cfg(not(loom))]
-const SPIN_BUDGET: std::time::Duration = std::time::Duration::from_micros(20);
+/// How long a blocking call polls before it sleeps, unless its handle was given another
+/// budget. A futex sleep and wake costs tens of microseconds on a VM, so a reply that
+/// comes within this budget is cheaper to catch awake; longer waits pay at most this much
+/// extra CPU.
+pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
-/// Polls until `poll` returns `Some` or the spin budget is spent, then yields a few times
-/// (in case the peer waits for this very CPU), then gives up so the caller can sleep.
-/// It polls on every iteration: an exponential backoff would notice a reply late.
+/// Polls until `poll` returns `Some` or `budget` is spent, then yields a few times (in
+/// case the peer waits for this very CPU), then gives up so the caller can sleep. It polls
+/// on every iteration: an exponential backoff would notice a reply late. A zero budget
+/// polls once.
 #[inline]
-pub(crate) fn spin_then<R>(mut poll: impl FnMut() -> Option<R>) -> Option<R> {
+pub(crate) fn spin_then<R>(budget: Duration, mut poll: impl FnMut() -> Option<R>) -> Option<R> {
     #[cfg(not(loom))]
-    {
+    if !budget.is_zero() {
         let start = std::time::Instant::now();
         let mut spins = 0u32;
         loop {
@@ -130,7 +132,7 @@ pub(crate) fn spin_then<R>(mut poll: impl FnMut() -> Option<R>) -> Option<R> {
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
             // Reading the clock costs about as much as a poll: look every 64 polls.
-            if spins % 64 == 0 && start.elapsed() >= SPIN_BUDGET {
+            if spins % 64 == 0 && start.elapsed() >= budget {
                 break;
             }
         }
@@ -141,5 +143,7 @@ pub(crate) fn spin_then<R>(mut poll: impl FnMut() -> Option<R>) -> Option<R> {
             std::thread::yield_now();
         }
     }
+    #[cfg(loom)]
+    let _ = budget;
     poll()
 }

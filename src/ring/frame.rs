@@ -28,7 +28,7 @@
 //! must end exactly at the end of the area and never start at 0. `released` must lie
 //! between its last value and the producer's position.
 
-use super::ctrl::{spin_then, RingCtrl, CONSUMER, PRODUCER};
+use super::ctrl::{spin_then, RingCtrl, CONSUMER, DEFAULT_SPIN, PRODUCER};
 use crate::atomics::Scope;
 use crate::error::{Corruption, RecvError, SendError};
 use crate::sync::{AtomicU64, Ordering};
@@ -323,6 +323,8 @@ impl FrameRing {
 }
 
 struct ProdState {
+    /// How long blocking calls poll before sleeping.
+    spin: Duration,
     /// Where the next frame's header goes; its header slot is zero.
     pos: usize,
     /// Bytes written since creation (monotonic), pads included.
@@ -346,6 +348,7 @@ impl FrameProducer {
         FrameProducer {
             mem,
             st: ProdState {
+                spin: DEFAULT_SPIN,
                 pos: 0,
                 tail: 0,
                 seq: 0,
@@ -363,6 +366,19 @@ impl FrameProducer {
     /// ```
     pub fn max_frame(&self) -> usize {
         self.mem.geo.max_frame
+    }
+
+    /// Sets how long this end's blocking calls poll before they sleep on a futex (default
+    /// 20 µs). A longer budget trades CPU for latency when replies are slow; zero sleeps
+    /// after a single look, for a thread that must not spin.
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, _rx) = ringport::ring::FrameRing::with_capacity(256);
+    /// tx.set_spin_budget(std::time::Duration::ZERO);
+    /// ```
+    pub fn set_spin_budget(&mut self, budget: Duration) {
+        self.st.spin = budget;
     }
 
     /// Whether the consumer has closed or been dropped.
@@ -614,7 +630,7 @@ impl FrameProducer {
             Err(SendError::Full) => None,
             r => Some(r),
         };
-        if let Some(r) = spin_then(|| poll(st)) {
+        if let Some(r) = spin_then(st.spin, || poll(st)) {
             return r;
         }
         mem.ctrl()
@@ -638,6 +654,8 @@ impl Drop for FrameProducer {
 }
 
 struct ConsState {
+    /// How long blocking calls poll before sleeping.
+    spin: Duration,
     /// Where the next header is.
     pos: usize,
     /// Bytes consumed since creation (monotonic), pads included.
@@ -658,6 +676,7 @@ impl FrameConsumer {
         FrameConsumer {
             mem,
             st: ConsState {
+                spin: DEFAULT_SPIN,
                 pos: 0,
                 head: 0,
                 seq: 0,
@@ -675,6 +694,19 @@ impl FrameConsumer {
     /// ```
     pub fn max_frame(&self) -> usize {
         self.mem.geo.max_frame
+    }
+
+    /// Sets how long this end's blocking calls poll before they sleep on a futex (default
+    /// 20 µs). A longer budget trades CPU for latency when replies are slow; zero sleeps
+    /// after a single look, for a thread that must not spin.
+    ///
+    /// # Example
+    /// ```
+    /// let (_tx, mut rx) = ringport::ring::FrameRing::with_capacity(256);
+    /// rx.set_spin_budget(std::time::Duration::ZERO);
+    /// ```
+    pub fn set_spin_budget(&mut self, budget: Duration) {
+        self.st.spin = budget;
     }
 
     /// The next published frame as (payload position, length), skipping a pad.
@@ -864,7 +896,7 @@ impl FrameConsumer {
             Err(RecvError::Empty) => None,
             r => Some(r),
         };
-        if let Some(r) = spin_then(|| poll(st)) {
+        if let Some(r) = spin_then(st.spin, || poll(st)) {
             return r;
         }
         mem.ctrl()

@@ -24,7 +24,7 @@
 //! never exceeds the block or goes backwards; `released` must lie between its last value
 //! and the number of blocks written. Anything else is [`Corruption`].
 
-use super::ctrl::{spin_then, RingCtrl, CONSUMER, PRODUCER};
+use super::ctrl::{spin_then, RingCtrl, CONSUMER, DEFAULT_SPIN, PRODUCER};
 use crate::atomics::Scope;
 use crate::error::{Corruption, RecvError, SendError};
 use crate::sync::{AtomicU32, Ordering};
@@ -385,6 +385,8 @@ impl<T: Pod + Send> PodRing<T> {
 }
 
 struct ProdState {
+    /// How long blocking calls poll before sleeping.
+    spin: Duration,
     block: usize,
     lap: u32,
     /// Slots filled in `block`; `per_block` means the producer must enter the next block.
@@ -406,6 +408,7 @@ impl<T: Pod> PodProducer<T> {
         PodProducer {
             mem,
             st: ProdState {
+                spin: DEFAULT_SPIN,
                 block: 0,
                 lap: 0,
                 off: 0,
@@ -424,6 +427,19 @@ impl<T: Pod> PodProducer<T> {
     /// ```
     pub fn capacity(&self) -> usize {
         self.mem.geo.capacity()
+    }
+
+    /// Sets how long this end's blocking calls poll before they sleep on a futex (default
+    /// 20 µs). A longer budget trades CPU for latency when replies are slow; zero sleeps
+    /// after a single look, for a thread that must not spin.
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, _rx) = ringport::ring::PodRing::<u64>::with_capacity(8);
+    /// tx.set_spin_budget(std::time::Duration::ZERO);
+    /// ```
+    pub fn set_spin_budget(&mut self, budget: Duration) {
+        self.st.spin = budget;
     }
 
     /// Whether the consumer has closed or been dropped.
@@ -611,7 +627,7 @@ impl<T: Pod> PodProducer<T> {
             Err(SendError::Full) => None,
             r => Some(r),
         };
-        if let Some(r) = spin_then(|| poll(st)) {
+        if let Some(r) = spin_then(st.spin, || poll(st)) {
             return r;
         }
         mem.ctrl()
@@ -668,6 +684,8 @@ impl<T: Pod> Drop for PodProducer<T> {
 }
 
 struct ConsState {
+    /// How long blocking calls poll before sleeping.
+    spin: Duration,
     block: usize,
     lap: u32,
     /// Slots of `block` already read.
@@ -691,6 +709,7 @@ impl<T: Pod> PodConsumer<T> {
         PodConsumer {
             mem,
             st: ConsState {
+                spin: DEFAULT_SPIN,
                 block: 0,
                 lap: 0,
                 off: 0,
@@ -710,6 +729,19 @@ impl<T: Pod> PodConsumer<T> {
     /// ```
     pub fn capacity(&self) -> usize {
         self.mem.geo.capacity()
+    }
+
+    /// Sets how long this end's blocking calls poll before they sleep on a futex (default
+    /// 20 µs). A longer budget trades CPU for latency when replies are slow; zero sleeps
+    /// after a single look, for a thread that must not spin.
+    ///
+    /// # Example
+    /// ```
+    /// let (_tx, mut rx) = ringport::ring::PodRing::<u64>::with_capacity(8);
+    /// rx.set_spin_budget(std::time::Duration::ZERO);
+    /// ```
+    pub fn set_spin_budget(&mut self, budget: Duration) {
+        self.st.spin = budget;
     }
 
     /// Reads the stamp of the current block; `Ok(true)` if more slots are readable.
@@ -910,7 +942,7 @@ impl<T: Pod> PodConsumer<T> {
             Err(RecvError::Empty) => None,
             r => Some(r),
         };
-        if let Some(r) = spin_then(|| poll(st)) {
+        if let Some(r) = spin_then(st.spin, || poll(st)) {
             return r;
         }
         mem.ctrl()
@@ -1035,6 +1067,22 @@ mod tests {
             tx.send_timeout(0, Duration::from_millis(2)),
             Err(SendError::Timeout)
         );
+    }
+
+    #[test]
+    fn zero_spin_budget_sleeps_and_is_woken() {
+        let (mut tx, mut rx) = PodRing::<u64>::with_capacity(1);
+        tx.set_spin_budget(Duration::ZERO);
+        rx.set_spin_budget(Duration::ZERO);
+        let t = std::thread::spawn(move || {
+            for i in 0..2000u64 {
+                tx.send(i).unwrap();
+            }
+        });
+        for i in 0..2000u64 {
+            assert_eq!(rx.recv(), Ok(i));
+        }
+        t.join().unwrap();
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crossbeam_queue::ArrayQueue;
 use ringport::{MessageChannel, MessagePort, PodPort, RecvError, SendError};
 use std::hint::spin_loop;
 use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 /// `PodPort<u64>`, busy-polled.
 pub struct PodBusy(PodPort<u64>);
@@ -87,6 +88,51 @@ impl Named for PodBlocking {
 
     fn open(name: &str) -> Result<Self> {
         Ok(PodBlocking(MessageChannel::open_pod::<u64>(name)?))
+    }
+}
+
+/// `PodPort<u64>` with blocking calls and a zero spin budget: each side sleeps on the
+/// futex whenever its message is not already there, to compare the sleep path with a raw
+/// futex ping-pong.
+pub struct PodSleeping(PodPort<u64>);
+
+impl PodSleeping {
+    fn new(mut port: PodPort<u64>) -> Self {
+        port.set_spin_budget(Duration::ZERO);
+        PodSleeping(port)
+    }
+}
+
+impl Link for PodSleeping {
+    #[inline]
+    fn send(&mut self, v: u64) -> Result<()> {
+        Ok(self.0.post_message(v)?)
+    }
+
+    #[inline]
+    fn recv(&mut self) -> Result<u64> {
+        Ok(self.0.recv()?)
+    }
+}
+
+impl InProcess for PodSleeping {
+    type End = PodSleeping;
+
+    fn pair() -> Result<(PodSleeping, PodSleeping)> {
+        let (a, b) = MessageChannel::pod::<u64>(SLOTS);
+        Ok((PodSleeping::new(a), PodSleeping::new(b)))
+    }
+}
+
+impl Named for PodSleeping {
+    fn create(name: &str) -> Result<Self> {
+        Ok(PodSleeping::new(MessageChannel::create_pod::<u64>(
+            name, SLOTS,
+        )?))
+    }
+
+    fn open(name: &str) -> Result<Self> {
+        Ok(PodSleeping::new(MessageChannel::open_pod::<u64>(name)?))
     }
 }
 

@@ -14,7 +14,7 @@ use crate::floor::{FutexSleep, OneLine, TwoLine};
 use crate::ipc::{Pipe, Socket};
 use crate::links::{
     ArrayQueueBusy, ChannelBlocking, ChannelBusy, FrameBusy, MpscBusy, PodBlocking, PodBusy,
-    RtrbBusy,
+    PodSleeping, RtrbBusy,
 };
 use crate::rtt::{self, CrossProcess, InProcess};
 use crate::streams::{
@@ -266,6 +266,12 @@ pub fn all() -> Vec<Scenario> {
             true,
             RttSleeping,
         )),
+        rtt_threads::<PodSleeping>(spec(
+            "rtt/pod-port-sleep/threads",
+            "PodPort<u64>, blocking recv with a zero spin budget: both sides sleep",
+            true,
+            RttSleeping,
+        )),
         recheck(
             rtt_threads::<TwoLine>(spec(
                 "floor/two-line-again/threads",
@@ -296,6 +302,12 @@ pub fn all() -> Vec<Scenario> {
         rtt_processes::<FutexSleep>(spec(
             "rtt/futex-sleep/processes",
             "raw shared futex ping-pong, both sides sleep",
+            true,
+            RttSleeping,
+        )),
+        rtt_processes::<PodSleeping>(spec(
+            "rtt/pod-port-sleep/processes",
+            "named PodPort<u64>, blocking recv with a zero spin budget: both sides sleep",
             true,
             RttSleeping,
         )),
