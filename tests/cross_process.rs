@@ -10,12 +10,13 @@
 //! `RINGPORT_XPROC_FRAMES` (default 1 000 000) frames for the long streams.
 
 mod common;
+#[path = "common/peer.rs"]
+mod peer;
 
 use common::{env_count, watchdog, Payloads};
+use peer::{announce, Peer, HANG};
 use ringport::segment::SegmentError;
 use ringport::{ConnectError, MessageChannel, PodPort, RecvError, SendError};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -26,7 +27,6 @@ const NAME_VAR: &str = "RINGPORT_XPROC_NAME";
 const COUNT_VAR: &str = "RINGPORT_XPROC_COUNT";
 
 /// Far above how long any single step here can plausibly take: only a hang reaches it.
-const HANG: Duration = Duration::from_secs(30);
 /// The bound on noticing a dead peer. The rings promise about 100 ms; this is the
 /// watchdog, not a performance assertion.
 const DEATH_NOTICED: Duration = Duration::from_secs(5);
@@ -78,118 +78,19 @@ impl Fnv {
     }
 }
 
-/// A child process playing `role` in this binary's test `test`; killed and reaped if the
-/// test ends without reaping it.
-struct Peer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
+/// Starts this binary's test `test` as a child playing `role` on channel `name`.
+fn spawn(test: &str, role: &str, name: &str, count: u64) -> Peer {
+    let count = count.to_string();
+    Peer::spawn(
+        test,
+        &[(ROLE_VAR, role), (NAME_VAR, name), (COUNT_VAR, &count)],
+    )
 }
 
-impl Peer {
-    fn spawn(test: &str, role: &str, name: &str, count: u64) -> Peer {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(ROLE_VAR, role)
-            .env(NAME_VAR, name)
-            .env(COUNT_VAR, count.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        // A reader thread, so that waiting for a marker can time out.
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Peer {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits for a marker line and returns the rest of it. libtest may print its own text
-    /// in front of the child's on the same line.
-    fn expect(&mut self, marker: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(HANG) {
-                Ok(line) => {
-                    if let Some((_, rest)) = line.split_once(marker) {
-                        return rest.trim().to_owned();
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!("no {marker} from the child in {HANG:?}")
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().unwrap();
-                    panic!("child exited ({status}) before printing {marker}")
-                }
-            }
-        }
-    }
-
-    fn tell(&mut self, line: &str) {
-        writeln!(self.stdin.as_mut().unwrap(), "{line}").unwrap();
-    }
-
-    /// Waits for the child to exit and checks that it succeeded.
-    fn finish(mut self) {
-        drop(self.stdin.take());
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                start.elapsed() < HANG,
-                "the child did not exit within {HANG:?}"
-            );
-            thread::sleep(Duration::from_millis(5));
-        };
-        assert!(status.success(), "child failed: {status}");
-    }
-
-    /// SIGKILL, and optionally reap. Unreaped, the child stays a zombie until dropped.
-    fn kill(&mut self, reap: bool) -> Instant {
-        let at = Instant::now();
-        self.child.kill().unwrap();
-        if reap {
-            self.child.wait().unwrap();
-        }
-        at
-    }
-
-    /// The process state letter from `/proc/<pid>/stat`, if the process still exists.
-    fn state(&self) -> Option<char> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
-        stat.rsplit_once(')')?.1.trim_start().chars().next()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Tells a parent waiting in [`Peer::expect`] that `marker` was reached.
-fn announce(marker: &str, detail: impl std::fmt::Display) {
-    println!("\n{marker} {detail}");
-    std::io::stdout().flush().unwrap();
+/// The process state letter from `/proc/<pid>/stat`, if the process still exists.
+fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// Blocks until the parent writes a line.
@@ -374,7 +275,7 @@ fn pod_stream(test: &str, batches: bool) {
     let n = messages();
     let name = unique(test);
     let port = MessageChannel::create_pod::<u64>(&name, 4096).unwrap();
-    let peer = Peer::spawn(
+    let peer = spawn(
         test,
         if batches {
             "pod-batch-stream"
@@ -417,7 +318,7 @@ fn frame_stream_from_a_child_process() {
     let n = frames();
     let name = unique(test);
     let mut port = MessageChannel::create(&name, 64 << 10).unwrap();
-    let peer = Peer::spawn(test, "frame-stream", &name, n);
+    let peer = spawn(test, "frame-stream", &name, n);
     let (bytes, took) = watchdog("frame stream", stream_limit(n), move || {
         let payloads = Payloads::new(MAX_LEN);
         let mut next = 0;
@@ -485,7 +386,7 @@ fn blocked_until_death<R: Send + 'static>(
     );
     if !reap {
         assert_eq!(
-            peer.state(),
+            state(peer.pid()),
             Some('Z'),
             "the child was still a zombie throughout"
         );
@@ -497,7 +398,7 @@ fn killed_pod_producer(test: &str, reap: bool) {
     let sent = 1000;
     let name = unique(test);
     let mut port = MessageChannel::create_pod::<u64>(&name, 4096).unwrap();
-    let mut peer = Peer::spawn(test, "pod-send-then-hang", &name, sent);
+    let mut peer = spawn(test, "pod-send-then-hang", &name, sent);
     let pid = peer.pid();
     peer.expect("@@SENT@@");
     let progress = Arc::new(AtomicU64::new(0));
@@ -554,7 +455,7 @@ fn killed_pod_consumer(test: &str, reap: bool) {
     let taken = 100;
     let name = unique(test);
     let mut port = MessageChannel::create_pod::<u64>(&name, 64).unwrap();
-    let mut peer = Peer::spawn(test, "pod-recv-then-hang", &name, taken);
+    let mut peer = spawn(test, "pod-recv-then-hang", &name, taken);
     let pid = peer.pid();
     for i in 0..taken {
         port.post_message_timeout(i, HANG).unwrap();
@@ -600,7 +501,7 @@ fn killed_frame_producer_wakes_a_blocked_receiver() {
     let sent = 500;
     let name = unique(test);
     let mut port = MessageChannel::create(&name, 64 << 10).unwrap();
-    let mut peer = Peer::spawn(test, "frame-send-then-hang", &name, sent);
+    let mut peer = spawn(test, "frame-send-then-hang", &name, sent);
     let pid = peer.pid();
     // More than the ring holds: the child finishes only as this side reads.
     let payloads = Payloads::new(MAX_LEN);
@@ -621,7 +522,7 @@ fn killed_frame_consumer_wakes_a_blocked_sender() {
     let taken = 100;
     let name = unique(test);
     let mut port = MessageChannel::create(&name, 4096).unwrap();
-    let mut peer = Peer::spawn(test, "frame-recv-then-hang", &name, taken);
+    let mut peer = spawn(test, "frame-recv-then-hang", &name, taken);
     let pid = peer.pid();
     let payloads = Payloads::new(MAX_LEN);
     for i in 0..taken {
@@ -650,7 +551,7 @@ fn backlog_of_a_killed_producer_is_received_first() {
     let sent = 3000;
     let name = unique(&format!("{test}-pod"));
     let mut pod = MessageChannel::create_pod::<u64>(&name, sent as usize).unwrap();
-    let mut peer = Peer::spawn(test, "pod-send-then-hang", &name, sent);
+    let mut peer = spawn(test, "pod-send-then-hang", &name, sent);
     let pid = peer.pid();
     peer.expect("@@SENT@@");
     peer.kill(true);
@@ -664,7 +565,7 @@ fn backlog_of_a_killed_producer_is_received_first() {
     let sent = 1500;
     let name = unique(&format!("{test}-frames"));
     let mut frames = MessageChannel::create(&name, 1 << 20).unwrap();
-    let mut peer = Peer::spawn(test, "frame-send-then-hang", &name, sent);
+    let mut peer = spawn(test, "frame-send-then-hang", &name, sent);
     let pid = peer.pid();
     peer.expect("@@SENT@@");
     peer.kill(false);
@@ -686,7 +587,7 @@ fn peer_killed_before_attaching_is_not_an_error() {
     let test = "peer_killed_before_attaching_is_not_an_error";
     let name = unique(test);
     let mut port = MessageChannel::create_pod::<u64>(&name, 16).unwrap();
-    let mut doomed = Peer::spawn(test, "late-opener", &name, 0);
+    let mut doomed = spawn(test, "late-opener", &name, 0);
     doomed.expect("@@READY@@");
     doomed.kill(true);
     // Several liveness slices pass inside each timeout.
@@ -701,7 +602,7 @@ fn peer_killed_before_attaching_is_not_an_error() {
         Err(SendError::Timeout)
     );
 
-    let mut late = Peer::spawn(test, "late-opener", &name, filled);
+    let mut late = spawn(test, "late-opener", &name, filled);
     late.expect("@@READY@@");
     late.tell("open");
     assert_eq!(port.recv_timeout(HANG), Ok(filled));
@@ -722,7 +623,7 @@ fn close_across_processes_drains_then_disconnects() {
     let mut frames = MessageChannel::create(&format!("{name}-frames"), 1 << 20).unwrap();
     // All of it fits, so the child never waits for the parent.
     let n = pod.capacity() as u64;
-    let mut peer = Peer::spawn(test, "send-and-close", &name, n);
+    let mut peer = spawn(test, "send-and-close", &name, n);
     peer.expect("@@CLOSED@@");
     peer.finish();
     for i in 0..n {
@@ -752,7 +653,7 @@ fn creator_drop_unlinks_but_the_opener_keeps_working() {
     let name = unique(test);
     let _cleanup = Cleanup(name.clone());
     let sent = 200;
-    let mut peer = Peer::spawn(test, "creator", &name, sent);
+    let mut peer = spawn(test, "creator", &name, sent);
     peer.expect("@@CREATED@@");
     let mut port = MessageChannel::open(&name).unwrap();
     port.post_message(b"hello").unwrap();

@@ -4,9 +4,12 @@
 //! and `ROLE_VAR` set; the named test function sees the variable and plays the child's
 //! part instead of the parent's. Children report progress with marker lines on stdout.
 
-use std::io::{BufRead, BufReader, Write};
+#[path = "common/peer.rs"]
+mod peer;
+
+use peer::{announce, Peer};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
@@ -62,72 +65,9 @@ fn child_role() -> Option<(String, String)> {
     Some((role, std::env::var(NAME_VAR).expect("child gets a name")))
 }
 
-/// A child process running `test` in `role`; killed and reaped if the test fails first.
-struct Peer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Peer {
-    fn spawn(test: &str, role: &str, name: &str) -> Peer {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(ROLE_VAR, role)
-            .env(NAME_VAR, name)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Peer {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits for a marker line, returning the rest of the line after it. libtest may put
-    /// its own text in front of the test's output on the same line.
-    fn expect(&mut self, marker: &str) -> String {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = self.stdout.read_line(&mut line).unwrap();
-            assert!(n > 0, "child exited before printing {marker}");
-            if let Some((_, rest)) = line.split_once(marker) {
-                return rest.trim().to_owned();
-            }
-        }
-    }
-
-    fn tell(&mut self, line: &str) {
-        writeln!(self.stdin.as_mut().unwrap(), "{line}").unwrap();
-    }
-
-    fn finish(mut self) {
-        drop(self.stdin.take());
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "child failed: {status}");
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Tells a parent waiting in [`Peer::expect`] that `marker` was reached.
-fn announce(marker: &str, detail: impl std::fmt::Display) {
-    println!("\n{marker} {detail}");
-    std::io::stdout().flush().unwrap();
+/// Starts this binary's test `test` as a child playing `role` on segment `name`.
+fn spawn(test: &str, role: &str, name: &str) -> Peer {
+    Peer::spawn(test, &[(ROLE_VAR, role), (NAME_VAR, name)])
 }
 
 #[test]
@@ -164,7 +104,7 @@ fn round_trip_between_processes() {
     for (i, byte) in b[..1024].iter().enumerate() {
         byte.store((i * 7) as u8, Ordering::Relaxed);
     }
-    let mut peer = Peer::spawn("round_trip_between_processes", "reader", &name);
+    let mut peer = spawn("round_trip_between_processes", "reader", &name);
     peer.expect("@@DONE@@");
     peer.finish();
     for (i, byte) in b[4096..5120].iter().enumerate() {
@@ -432,7 +372,7 @@ fn creator_drop_unlinks_but_peers_keep_their_mapping() {
     }
     let name = unique("creator-drop");
     let _cleanup = Cleanup(name.clone());
-    let mut creator = Peer::spawn(
+    let mut creator = spawn(
         "creator_drop_unlinks_but_peers_keep_their_mapping",
         "creator",
         &name,
@@ -506,7 +446,7 @@ fn killed_creator_leaves_a_stale_segment() {
     }
     let name = unique("stale");
     let _cleanup = Cleanup(name.clone());
-    let mut creator = Peer::spawn(
+    let mut creator = spawn(
         "killed_creator_leaves_a_stale_segment",
         "doomed-creator",
         &name,
@@ -520,8 +460,7 @@ fn killed_creator_leaves_a_stale_segment() {
     assert_eq!(peer.creator().pid, creator.pid());
     assert!(peer.creator().is_alive());
 
-    creator.child.kill().unwrap();
-    creator.child.wait().unwrap();
+    creator.kill(true);
     assert!(!peer.creator().is_alive());
     assert!(exists(&name), "SIGKILL leaves the name behind");
     assert!(Segment::remove_if_stale(&name).unwrap());
@@ -583,8 +522,8 @@ fn permission_denied_is_reported() {
     let _seg = Segment::create(&name, KIND, PARAMS_IN, 64).unwrap();
     if rustix::process::geteuid().is_root() {
         // Root bypasses file modes, so a child drops to `nobody` and tries.
-        let mut peer = Peer::spawn("permission_denied_is_reported", "unprivileged", &name);
-        let line = peer.read_outcome();
+        let mut peer = spawn("permission_denied_is_reported", "unprivileged", &name);
+        let line = read_outcome(&mut peer);
         peer.finish();
         if let Some(note) = line.strip_prefix("SKIP") {
             eprintln!("note: PermissionDenied not exercised as root:{note}");
@@ -599,22 +538,15 @@ fn permission_denied_is_reported() {
     assert!(exists(&name));
 }
 
-impl Peer {
-    /// Waits for `@@DONE@@` or `@@SKIP@@`, returning "DONE" or "SKIP <why>".
-    fn read_outcome(&mut self) -> String {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(
-                self.stdout.read_line(&mut line).unwrap() > 0,
-                "child exited without an outcome"
-            );
-            if line.contains("@@DONE@@") {
-                return "DONE".into();
-            }
-            if let Some((_, why)) = line.split_once("@@SKIP@@") {
-                return format!("SKIP {}", why.trim());
-            }
+/// Waits for `@@DONE@@` or `@@SKIP@@` from `peer`, returning "DONE" or "SKIP <why>".
+fn read_outcome(peer: &mut Peer) -> String {
+    loop {
+        let line = peer.next_line("an outcome");
+        if line.contains("@@DONE@@") {
+            return "DONE".into();
+        }
+        if let Some((_, why)) = line.split_once("@@SKIP@@") {
+            return format!("SKIP {}", why.trim());
         }
     }
 }
