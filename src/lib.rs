@@ -62,6 +62,7 @@ pub mod ring;
 #[cfg(not(loom))]
 pub mod segment;
 mod signal;
+pub mod state;
 mod sync;
 
 pub use error::{Corruption, RecvError, SendError};

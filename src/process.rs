@@ -112,6 +112,29 @@ impl ProcessId {
     }
 }
 
+impl ProcessId {
+    /// This identity packed into one non-zero word (pid in the low 22 bits, start time
+    /// above), so that a lock word in shared memory can name its holder and be claimed
+    /// with one compare-and-swap. A start time too large for 42 bits is packed as unknown.
+    pub(crate) fn to_word(self) -> u64 {
+        let start = if self.start_time >> (64 - PID_BITS) == 0 {
+            self.start_time
+        } else {
+            0
+        };
+        (start << PID_BITS) | (u64::from(self.pid) & PID_MASK)
+    }
+
+    /// The identity a word made by [`ProcessId::to_word`] names. Any word decodes to
+    /// some identity; one that names no live process is simply not alive.
+    pub(crate) fn from_word(word: u64) -> ProcessId {
+        ProcessId {
+            pid: (word & PID_MASK) as u32,
+            start_time: word >> PID_BITS,
+        }
+    }
+}
+
 /// Pid bits in a cache word: the kernel's PID_MAX_LIMIT is 2^22.
 const PID_BITS: u32 = 22;
 const PID_MASK: u64 = (1 << PID_BITS) - 1;
@@ -303,6 +326,14 @@ mod tests {
             start_time: 0,
         };
         assert!(unknown_start.is_alive());
+    }
+
+    #[test]
+    fn word_round_trips() {
+        let me = ProcessId::current();
+        assert_ne!(me.to_word(), 0);
+        assert_eq!(ProcessId::from_word(me.to_word()), me);
+        assert!(!ProcessId::from_word(0).is_alive());
     }
 
     #[test]
