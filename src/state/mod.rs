@@ -56,7 +56,7 @@ mod table;
 
 use crate::error::Corruption;
 use bytemuck::Pod;
-use seqlock::{Ctx, Key, Patience, View};
+use seqlock::{Ctx, Key, Patience, Slot, View};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 use table::{Table, Update};
@@ -680,8 +680,12 @@ impl SharedState {
         let (ctx, mut patience) = self.ctx();
         let found = self
             .table
-            .lookup(&key, &ctx, &mut patience, |v| read_into(v, buf))?;
-        found.map(|(_, _, r)| r).transpose()
+            .lookup(&key, &ctx, &mut patience, |v| copy_value(v, buf))?;
+        let read = found.map(|(_, _, r)| r).transpose()?;
+        Ok(read.map(|(len, version)| Versioned {
+            value: len,
+            version,
+        }))
     }
 
     /// The value of `key` as a `T`, or `None` if absent.
@@ -701,10 +705,13 @@ impl SharedState {
     /// ```
     pub fn get_pod<T: Pod>(&self, key: &str) -> Result<Option<Versioned<T>>, StateError> {
         let key = self.key(key)?;
+        if let Some(found) = self.table.lookup_pod_once::<T>(&key) {
+            return Ok(found.map(|(value, version)| Versioned { value, version }));
+        }
         let (ctx, mut patience) = self.ctx();
         let found = self
             .table
-            .lookup(&key, &ctx, &mut patience, read_pod::<T>)?;
+            .lookup(&key, &ctx, &mut patience, copy_pod_inline::<T>())?;
         found.map(|(_, _, r)| r).transpose()
     }
 
@@ -813,22 +820,24 @@ fn read_vec(v: &View<'_>) -> Result<Versioned<Vec<u8>>, StateError> {
     })
 }
 
-fn read_into(v: &View<'_>, buf: &mut [u8]) -> Result<Versioned<usize>, StateError> {
+/// Copies the value of a published copy into the front of `out`: `(length, version)`.
+/// Small results and a caller's buffer, so the hot path moves no value through its
+/// `Result`s.
+#[inline(always)]
+fn copy_value(v: &View<'_>, out: &mut [u8]) -> Result<(usize, u64), StateError> {
     let len = v.value_len()?;
-    let Some(dst) = buf.get_mut(..len) else {
-        return Err(StateError::BufferTooSmall {
-            len,
-            capacity: buf.len(),
-        });
+    let capacity = out.len();
+    let Some(dst) = out.get_mut(..len) else {
+        return Err(StateError::BufferTooSmall { len, capacity });
     };
     v.read_value(dst);
-    Ok(Versioned {
-        value: len,
-        version: v.version(),
-    })
+    Ok((len, v.version()))
 }
 
-fn read_pod<T: Pod>(v: &View<'_>) -> Result<Versioned<T>, StateError> {
+/// Reads a published copy as a `T`. Generic over `T`, so the copy's length is a
+/// constant and it unrolls into one load and one store per word.
+#[inline(always)]
+fn copy_pod<T: Pod>(v: &View<'_>) -> Result<Versioned<T>, StateError> {
     let len = v.value_len()?;
     let expected = std::mem::size_of::<T>();
     if len != expected {
@@ -843,6 +852,24 @@ fn read_pod<T: Pod>(v: &View<'_>) -> Result<Versioned<T>, StateError> {
         value,
         version: v.version(),
     })
+}
+
+/// [`copy_pod`] as a closure forced inline: a function item passed as `impl Fn` is
+/// called through a `call_mut` shim that the optimiser does not always inline, and then
+/// the value leaves the hot path through memory.
+#[inline(always)]
+fn copy_pod_inline<T: Pod>() -> impl Fn(&View<'_>) -> Result<Versioned<T>, StateError> + Copy {
+    #[inline(always)]
+    |v| copy_pod::<T>(v)
+}
+
+/// Where an [`Entry`]'s key was last found: its slot (kept as the slot's words, so a read
+/// starts one pointer away from the data) and the slot's incarnation then.
+#[derive(Clone, Copy)]
+struct Resolved<'s> {
+    slot: Slot<'s>,
+    index: usize,
+    inc: u64,
 }
 
 /// A key resolved to its slot once (see [`SharedState::entry`]). If the key is removed
@@ -861,20 +888,20 @@ pub struct Entry<'s> {
     state: &'s SharedState,
     key: Box<str>,
     hash: u64,
-    /// `(slot, incarnation)` where the key was last found.
-    cached: Cell<Option<(usize, u64)>>,
+    /// Where the key was last found.
+    cached: Cell<Option<Resolved<'s>>>,
 }
 
 impl std::fmt::Debug for Entry<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Entry")
             .field("key", &self.key)
-            .field("slot", &self.cached.get().map(|c| c.0))
+            .field("slot", &self.cached.get().map(|c| c.index))
             .finish_non_exhaustive()
     }
 }
 
-impl Entry<'_> {
+impl<'s> Entry<'s> {
     /// The key.
     ///
     /// # Example
@@ -894,23 +921,60 @@ impl Entry<'_> {
         }
     }
 
-    /// Reads through the cached slot, or looks the key up again if it moved.
-    #[inline]
+    fn resolved(&self, index: usize, inc: u64) -> Resolved<'s> {
+        Resolved {
+            slot: self.state.table.slot(index),
+            index,
+            inc,
+        }
+    }
+
+    /// Reads through the cached slot, or looks the key up again if it moved. `f` is
+    /// `Copy` (a function, or a closure that captures nothing) and is passed by value to
+    /// both paths, so the hot one inlines it whole.
+    #[inline(always)]
     fn read<R>(
         &self,
-        mut f: impl FnMut(&View<'_>) -> Result<R, StateError>,
+        f: impl Fn(&View<'_>) -> Result<R, StateError> + Copy,
     ) -> Result<Option<R>, StateError> {
         let (ctx, mut patience) = self.state.ctx();
-        let table = &self.state.table;
-        if let Some((index, inc)) = self.cached.get() {
-            if let Some(r) = table.read_at(index, inc, &ctx, &mut patience, &mut f)? {
+        if let Some(c) = self.cached.get() {
+            if let Some(r) = Table::read_at(c.slot, c.inc, &ctx, &mut patience, f)? {
                 return r.map(Some);
             }
             self.cached.set(None);
         }
-        match table.lookup(&self.k(), &ctx, &mut patience, &mut f)? {
+        match self.state.table.lookup(&self.k(), &ctx, &mut patience, f)? {
             Some((index, inc, r)) => {
-                self.cached.set(Some((index, inc)));
+                self.cached.set(Some(self.resolved(index, inc)));
+                r.map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// [`read`](Self::read) for a closure that borrows the caller's buffer, which is not
+    /// `Copy`.
+    #[inline(always)]
+    fn read_bytes(&self, out: &mut [u8]) -> Result<Option<(usize, u64)>, StateError> {
+        let (ctx, mut patience) = self.state.ctx();
+        if let Some(c) = self.cached.get() {
+            let dst = &mut *out;
+            let read = Table::read_at(c.slot, c.inc, &ctx, &mut patience, move |v| {
+                copy_value(v, dst)
+            })?;
+            if let Some(r) = read {
+                return r.map(Some);
+            }
+            self.cached.set(None);
+        }
+        let found = self
+            .state
+            .table
+            .lookup(&self.k(), &ctx, &mut patience, |v| copy_value(v, out))?;
+        match found {
+            Some((index, inc, r)) => {
+                self.cached.set(Some(self.resolved(index, inc)));
                 r.map(Some)
             }
             None => Ok(None),
@@ -942,7 +1006,11 @@ impl Entry<'_> {
     /// # Ok::<(), ringport::state::StateError>(())
     /// ```
     pub fn get_into(&self, buf: &mut [u8]) -> Result<Option<Versioned<usize>>, StateError> {
-        self.read(|v| read_into(v, buf))
+        let read = self.read_bytes(buf)?;
+        Ok(read.map(|(len, version)| Versioned {
+            value: len,
+            version,
+        }))
     }
 
     /// As [`SharedState::get_pod`], without the lookup.
@@ -956,17 +1024,22 @@ impl Entry<'_> {
     /// # Ok::<(), ringport::state::StateError>(())
     /// ```
     pub fn get_pod<T: Pod>(&self) -> Result<Option<Versioned<T>>, StateError> {
-        self.read(read_pod::<T>)
+        if let Some(c) = self.cached.get() {
+            if let Some((value, version)) = c.slot.read_pod_once::<T>(c.inc) {
+                return Ok(Some(Versioned { value, version }));
+            }
+        }
+        self.read(copy_pod_inline::<T>())
     }
 
     fn write(&self, expect: Option<u64>, value: &[u8]) -> Result<u64, StateError> {
         self.state.check_value(value)?;
         let (ctx, mut patience) = self.state.ctx();
-        if let Some((index, inc)) = self.cached.get() {
+        if let Some(c) = self.cached.get() {
             match self
                 .state
                 .table
-                .update(index, inc, expect, value, &ctx, &mut patience)?
+                .update(c.index, c.inc, expect, value, &ctx, &mut patience)?
             {
                 Update::Written(v) => return Ok(v),
                 Update::Moved => self.cached.set(None),
@@ -975,7 +1048,7 @@ impl Entry<'_> {
         let (index, inc, v) = self
             .state
             .write(&self.k(), expect, value, &ctx, &mut patience)?;
-        self.cached.set(Some((index, inc)));
+        self.cached.set(Some(self.resolved(index, inc)));
         Ok(v)
     }
 

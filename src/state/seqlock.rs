@@ -228,32 +228,36 @@ pub(crate) fn hash(key: &[u8]) -> u64 {
 /// Stores `bytes` into the words from `w[0]`, zero-padding the last one.
 #[inline]
 fn store_bytes(w: &[AtomicU64], bytes: &[u8]) {
-    let mut chunks = bytes.chunks_exact(8);
-    let mut i = 0;
-    for c in &mut chunks {
-        let word = u64::from_le_bytes(c.try_into().expect("chunk of 8"));
-        w[i].store(word, Ordering::Relaxed);
-        i += 1;
-    }
+    // One bounds check for the whole copy; the zips below need none.
+    let w = &w[..bytes.len().div_ceil(8)];
+    let chunks = bytes.chunks_exact(8);
     let rest = chunks.remainder();
-    if !rest.is_empty() {
-        w[i].store(word_of(rest, 0), Ordering::Relaxed);
+    for (a, c) in w.iter().zip(chunks) {
+        a.store(
+            u64::from_le_bytes(c.try_into().expect("chunk of 8")),
+            Ordering::Relaxed,
+        );
+    }
+    if let Some(last) = w.last().filter(|_| !rest.is_empty()) {
+        last.store(word_of(rest, 0), Ordering::Relaxed);
     }
 }
 
-/// Loads words from `w[0]` into `out`.
-#[inline]
+/// Loads words from `w[0]` into `out`. Written as a plain indexed loop: for a `Pod`
+/// read, `out.len()` is a constant once inlined, and the loop unrolls into one load and
+/// one store per word.
+#[inline(always)]
 fn load_bytes(w: &[AtomicU64], out: &mut [u8]) {
-    let mut chunks = out.chunks_exact_mut(8);
+    let n = out.len();
+    let w = &w[..n.div_ceil(8)];
     let mut i = 0;
-    for c in &mut chunks {
-        c.copy_from_slice(&w[i].load(Ordering::Relaxed).to_le_bytes());
-        i += 1;
+    while i + 8 <= n {
+        out[i..i + 8].copy_from_slice(&w[i / 8].load(Ordering::Relaxed).to_le_bytes());
+        i += 8;
     }
-    let rest = chunks.into_remainder();
-    if !rest.is_empty() {
-        let n = rest.len();
-        rest.copy_from_slice(&w[i].load(Ordering::Relaxed).to_le_bytes()[..n]);
+    if i < n {
+        let last = w[i / 8].load(Ordering::Relaxed).to_le_bytes();
+        out[i..].copy_from_slice(&last[..n - i]);
     }
 }
 
@@ -274,23 +278,23 @@ pub(crate) struct View<'a> {
 }
 
 impl View<'_> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn is_live(&self) -> bool {
         self.w[self.base + META].load(Ordering::Relaxed) & LIVE != 0
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn version(&self) -> u64 {
         self.w[self.base + VERSION].load(Ordering::Relaxed)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn incarnation(&self) -> u64 {
         self.w[INCARNATION].load(Ordering::Relaxed)
     }
 
     /// Whether the slot holds `key` (the caller checked `is_live`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn holds(&self, key: &Key<'_>) -> bool {
         if self.w[KEY_META].load(Ordering::Relaxed) != key.meta() {
             return false;
@@ -299,7 +303,7 @@ impl View<'_> {
             .all(|i| self.w[KEY + i].load(Ordering::Relaxed) == word_of(key.bytes, i))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn value_len(&self) -> Result<usize, Corruption> {
         let len = self.w[self.base + META].load(Ordering::Relaxed) & !LIVE;
         if len > self.geo.max_value as u64 {
@@ -311,7 +315,7 @@ impl View<'_> {
     }
 
     /// Copies the value into `out`, whose length is the validated `value_len`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_value(&self, out: &mut [u8]) {
         debug_assert!(out.len() <= self.geo.max_value);
         load_bytes(&self.w[self.base + VALUE..], out);
@@ -329,6 +333,13 @@ impl View<'_> {
         load_bytes(&self.w[KEY..], out);
         Ok(())
     }
+}
+
+/// What one closure-free attempt at a keyed read found.
+pub(crate) enum Once<T> {
+    Hit(T, u64),
+    Miss,
+    Unsure,
 }
 
 /// A new key written by an insert.
@@ -349,8 +360,109 @@ impl<'a> Slot<'a> {
 
     /// Reads the published copy with `body`, and returns what `body` returned for a copy
     /// that no write changed while it ran.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read<R>(
+        &self,
+        ctx: &Ctx,
+        patience: &mut Patience,
+        mut body: impl FnMut(&View<'a>) -> R,
+    ) -> Result<R, StateError> {
+        // The first attempt is inline and almost always succeeds; the waiting is not.
+        let seq = self.w[SEQ].load(Ordering::Acquire);
+        if seq & WRITING == 0 {
+            if let Some(r) = self.attempt(seq, &mut body) {
+                return Ok(r);
+            }
+        }
+        self.read_contended(ctx, patience, body)
+    }
+
+    /// The hot path of a handle's typed read, with no closure in it: one attempt that
+    /// returns `(value, version)` only if the slot still holds incarnation `inc` with a
+    /// value of exactly `size_of::<T>()` bytes and no write was published meanwhile.
+    /// Anything else (a write in the way, a moved key, a wrong size, a corrupt length) is
+    /// `None`, and the caller takes the general path, which waits and reports.
+    #[inline(always)]
+    pub(crate) fn read_pod_once<T: bytemuck::Pod>(&self, inc: u64) -> Option<(T, u64)> {
+        let seq = self.w[SEQ].load(Ordering::Acquire);
+        if seq & WRITING != 0 {
+            return None;
+        }
+        let size = std::mem::size_of::<T>();
+        let base = self.geo.copy_base(active(seq));
+        let meta = self.w[base + META].load(Ordering::Relaxed);
+        if meta != LIVE | size as u64
+            || size > self.geo.max_value
+            || self.w[INCARNATION].load(Ordering::Relaxed) != inc
+        {
+            return None;
+        }
+        let mut value = T::zeroed();
+        load_bytes(&self.w[base + VALUE..], bytemuck::bytes_of_mut(&mut value));
+        let version = self.w[base + VERSION].load(Ordering::Relaxed);
+        if READER_FENCE {
+            fence(Ordering::Acquire);
+        }
+        (self.w[SEQ].load(Ordering::Relaxed) & !WRITING == seq).then_some((value, version))
+    }
+
+    /// [`read_pod_once`](Self::read_pod_once) for a lookup by key: a hit, a certain
+    /// miss (the slot holds no key or another one), or `Unsure`, for the general path.
+    #[inline(always)]
+    pub(crate) fn read_pod_keyed_once<T: bytemuck::Pod>(&self, key: &Key<'_>) -> Once<T> {
+        let seq = self.w[SEQ].load(Ordering::Acquire);
+        if seq & WRITING != 0 {
+            return Once::Unsure;
+        }
+        let size = std::mem::size_of::<T>();
+        let view = View {
+            w: self.w,
+            base: self.geo.copy_base(active(seq)),
+            geo: self.geo,
+        };
+        let meta = self.w[view.base + META].load(Ordering::Relaxed);
+        let found = if meta & LIVE == 0 || !view.holds(key) {
+            None
+        } else if meta != LIVE | size as u64 || size > self.geo.max_value {
+            return Once::Unsure;
+        } else {
+            let mut value = T::zeroed();
+            load_bytes(
+                &self.w[view.base + VALUE..],
+                bytemuck::bytes_of_mut(&mut value),
+            );
+            Some((value, view.version()))
+        };
+        if READER_FENCE {
+            fence(Ordering::Acquire);
+        }
+        if self.w[SEQ].load(Ordering::Relaxed) & !WRITING != seq {
+            return Once::Unsure;
+        }
+        match found {
+            Some((value, version)) => Once::Hit(value, version),
+            None => Once::Miss,
+        }
+    }
+
+    /// One read of the copy `seq` publishes: `None` if a write was published meanwhile.
+    #[inline(always)]
+    fn attempt<R>(&self, seq: u64, body: &mut impl FnMut(&View<'a>) -> R) -> Option<R> {
+        let view = View {
+            w: self.w,
+            base: self.geo.copy_base(active(seq)),
+            geo: self.geo,
+        };
+        let r = body(&view);
+        if READER_FENCE {
+            fence(Ordering::Acquire);
+        }
+        (self.w[SEQ].load(Ordering::Relaxed) & !WRITING == seq).then_some(r)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn read_contended<R>(
         &self,
         ctx: &Ctx,
         patience: &mut Patience,
@@ -364,16 +476,7 @@ impl<'a> Slot<'a> {
                 }
                 continue;
             }
-            let view = View {
-                w: self.w,
-                base: self.geo.copy_base(active(seq)),
-                geo: self.geo,
-            };
-            let r = body(&view);
-            if READER_FENCE {
-                fence(Ordering::Acquire);
-            }
-            if self.w[SEQ].load(Ordering::Relaxed) & !WRITING == seq {
+            if let Some(r) = self.attempt(seq, &mut body) {
                 return Ok(r);
             }
             patience.snooze()?;

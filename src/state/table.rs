@@ -14,7 +14,7 @@
 
 use super::layout::{Geometry, TableHeader};
 use super::mem::TableMem;
-use super::seqlock::{take, Ctx, Key, NewKey, Patience, Slot, View};
+use super::seqlock::{take, Ctx, Key, NewKey, Once, Patience, Slot, View};
 use super::StateError;
 use crate::error::Corruption;
 use crate::sync::Ordering;
@@ -111,9 +111,18 @@ impl Table {
         let home = self.home(key);
         for d in 0..=self.max_probe()? {
             let index = (home + d) & (self.geo.slots - 1);
-            let found = self.slot(index).read(ctx, patience, |v| {
-                (v.is_live() && v.holds(key)).then(|| (v.incarnation(), f(v)))
-            })?;
+            let found = self.slot(index).read(
+                ctx,
+                patience,
+                #[inline(always)]
+                |v| {
+                    if v.is_live() && v.holds(key) {
+                        Some((v.incarnation(), f(v)))
+                    } else {
+                        None
+                    }
+                },
+            )?;
             if let Some((inc, r)) = found {
                 return Ok(Some((index, inc, r)));
             }
@@ -121,19 +130,48 @@ impl Table {
         Ok(None)
     }
 
-    /// Runs `f` on slot `index`'s published copy if it still holds incarnation `inc`.
-    #[inline]
-    pub(crate) fn read_at<R>(
+    /// The hot path of a typed lookup by key: `Some(found)` if one closure-free attempt
+    /// per probed slot settled it, `None` if the general path must.
+    #[inline(always)]
+    pub(crate) fn lookup_pod_once<T: bytemuck::Pod>(
         &self,
-        index: usize,
+        key: &Key<'_>,
+    ) -> Option<Option<(T, u64)>> {
+        let home = self.home(key);
+        for d in 0..=self.max_probe().ok()? {
+            let index = (home + d) & (self.geo.slots - 1);
+            match self.slot(index).read_pod_keyed_once::<T>(key) {
+                Once::Hit(value, version) => return Some(Some((value, version))),
+                Once::Miss => continue,
+                Once::Unsure => return None,
+            }
+        }
+        Some(None)
+    }
+
+    /// Runs `f` on `slot`'s published copy if it still holds incarnation `inc`.
+    #[inline]
+    pub(crate) fn read_at<'t, R>(
+        slot: Slot<'t>,
         inc: u64,
         ctx: &Ctx,
         patience: &mut Patience,
-        mut f: impl FnMut(&View<'_>) -> R,
+        mut f: impl FnMut(&View<'t>) -> R,
     ) -> Result<Option<R>, StateError> {
-        self.slot(index).read(ctx, patience, |v| {
-            (v.is_live() && v.incarnation() == inc).then(|| f(v))
-        })
+        // Forced inline: called from two paths, the closure would otherwise stay a call,
+        // and the value it reads would go through memory instead of registers.
+        slot.read(
+            ctx,
+            patience,
+            #[inline(always)]
+            |v| {
+                if v.is_live() && v.incarnation() == inc {
+                    Some(f(v))
+                } else {
+                    None
+                }
+            },
+        )
     }
 
     /// Runs `f` on slot `index`'s published copy if it is live (for iteration).
