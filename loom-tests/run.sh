@@ -21,6 +21,9 @@ mutants=(
     frame_skip_zero_next
     signal_no_fence
     signal_no_notify
+    state_writer_no_fence
+    state_reader_no_fence
+    state_version_relaxed
 )
 limit="${LOOM_TESTS_TIMEOUT:-900}"
 base_flags="${RUSTFLAGS:-} --cfg loom"

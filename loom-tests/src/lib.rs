@@ -5,9 +5,10 @@
 //! Every model drives ringport's own code through its public API; nothing here
 //! re-implements an algorithm. Built with `--cfg loom`, ringport swaps its atomics for
 //! loom's (through its `sync` shim), places ring slots and frame words in loom's
-//! race-tracked cells, and replaces the futex with a model, so loom explores the
-//! interleavings and the weak-memory outcomes of the real rings. Each model has two
-//! threads, the smallest ring of its kind, and at most four messages:
+//! race-tracked cells, places state tables in loom's atomics, and replaces the futex
+//! with a model, so loom explores the interleavings and the weak-memory outcomes of the
+//! real rings and tables. Each model has two threads (three where two writers meet a
+//! reader), the smallest ring or table of its kind, and at most four messages or writes:
 //!
 //! - `tests/pod_ring.rs`: the SPSC [`PodRing`](ringport::ring::PodRing), with one slot
 //!   per block and two blocks, so that the third message wraps around the ring into its
@@ -21,6 +22,16 @@
 //!   [`notify`](ringport::atomics::notify) pair used as `Atomics.wait` /
 //!   `Atomics.notify`, and the waiter-counting signal behind every blocking ring call,
 //!   in both directions (a receiver waiting for data, a sender waiting for space).
+//! - `tests/shared_state.rs`: [`SharedState`](ringport::state::SharedState) on the heap,
+//!   with one or two keys and two-word values: the two-copy seqlock of a slot (one
+//!   writer or two writers of one key against a reader: no torn value, versions never
+//!   going back, the later writer's value staying), the table version (a reader that has
+//!   seen an update's or an insert's version reads that write), `wait_for_change` on the
+//!   table and on an [`Entry`](ringport::state::Entry) (woken by the write, not by a
+//!   write to another key), and a remove racing a set of one key (the later version
+//!   decides, and the live-key count agrees). Loom has no clock, so an operation that
+//!   waits for another participant yields to the model three times and then reports
+//!   `StateError::Contended`; the models accept that outcome and check everything else.
 //!
 //! # How a lost wakeup becomes a failure
 //!
@@ -58,10 +69,21 @@
 //! | `frame_skip_zero_next` | the header after a frame is not zeroed | every `frame_ring` model | `Corrupt`: sequence number out of order |
 //! | `signal_no_fence` | the signal's store-load fences are gone | the blocking models | deadlock |
 //! | `signal_no_notify` | the signal never wakes a sleeper | the blocking models | deadlock |
+//! | `state_writer_no_fence` | no `Release` fence between a state write's mark and its words | `writers_of_one_key_serialise_and_readers_see_whole_values` | torn read |
+//! | `state_reader_no_fence` | no `Acquire` fence before a state read re-checks `SEQ` | both torn-read models of `shared_state` | torn read |
+//! | `state_version_relaxed` | a state write takes its version `Relaxed` | the two version models of `shared_state` | stale read |
 //!
 //! The blocking models are `blocking_send_on_full_and_blocking_recv` and
 //! `close_is_seen_after_everything_sent` in `pod_ring`, `blocking_send_and_recv` in
-//! `frame_ring`, and the two ring models of `wait_notify`.
+//! `frame_ring`, the two ring models of `wait_notify`, and the two `wait_for_change`
+//! models of `shared_state`.
+//!
+//! A torn read is a value whose words, or whose version, come from two writes. Only the
+//! model with two writers catches `state_writer_no_fence`: a single writer notifies
+//! after each write, and the notifier's `SeqCst` fence, a release fence too, orders one
+//! write's flip before the next write's words, which is all the missing fence did. The
+//! second of two writer threads has issued no fence before it fills the copy a reader
+//! may still be copying.
 //!
 //! # Running
 //!
@@ -105,6 +127,12 @@ mod harness {
         Some("signal_no_fence")
     } else if cfg!(ringport_mutant = "signal_no_notify") {
         Some("signal_no_notify")
+    } else if cfg!(ringport_mutant = "state_writer_no_fence") {
+        Some("state_writer_no_fence")
+    } else if cfg!(ringport_mutant = "state_reader_no_fence") {
+        Some("state_reader_no_fence")
+    } else if cfg!(ringport_mutant = "state_version_relaxed") {
+        Some("state_version_relaxed")
     } else {
         None
     };
