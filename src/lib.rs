@@ -52,6 +52,7 @@
 
 pub mod atomics;
 mod error;
+pub mod mpmc;
 #[cfg(not(loom))]
 mod port;
 #[cfg(not(loom))]
