@@ -116,7 +116,10 @@ impl<T: Pod> Core<T> {
                     Ordering::Acquire,
                     Ordering::Acquire,
                 ) {
-                    Ok(_) => return Ok(Ok(self.publish(pos, lap, value))),
+                    Ok(_) => {
+                        self.publish(pos, lap, value);
+                        return Ok(Ok(()));
+                    }
                     Err(s) => s,
                 }
             } else {
@@ -128,7 +131,8 @@ impl<T: Pod> Core<T> {
                         .compare_exchange(s, claim, Ordering::Acquire, Ordering::Relaxed)
                         .is_ok()
                     {
-                        return Ok(Ok(self.publish(pos, lap, value)));
+                        self.publish(pos, lap, value);
+                        return Ok(Ok(()));
                     }
                 }
                 // Claimed in this lap by another producer, or already consumed: later.
