@@ -46,6 +46,20 @@ use crate::error::Corruption;
 use crate::sync::Ordering;
 use bytemuck::Pod;
 
+/// Orders a producer's write of the value before the `FULL` that publishes it.
+const PUBLISH: Ordering = if cfg!(ringport_mutant = "mpmc_publish_relaxed") {
+    Ordering::Relaxed
+} else {
+    Ordering::Release
+};
+
+/// Orders a consumer's read of the value before the `FREE` that hands the slot on.
+const HAND_ON: Ordering = if cfg!(ringport_mutant = "mpmc_release_relaxed") {
+    Ordering::Relaxed
+} else {
+    Ordering::Release
+};
+
 /// Laps are 46 bits; differences are taken modulo that.
 const LAP_MASK: u64 = (1 << 46) - 1;
 
@@ -163,7 +177,7 @@ impl<T: Pod> Core<T> {
         unsafe { self.mem.write(pos as usize, value) };
         self.mem
             .state(pos as usize)
-            .store(state(lap, FULL, 0), Ordering::Release);
+            .store(state(lap, FULL, 0), PUBLISH);
         ctrl.tail.store(pos.wrapping_add(1), Ordering::Relaxed);
         ctrl.data.notify(self.scope());
     }
@@ -236,7 +250,7 @@ impl<T: Pod> Core<T> {
         let ctrl = self.mem.ctrl();
         self.mem
             .state(pos as usize)
-            .store(state(next_lap(lap), FREE, 0), Ordering::Release);
+            .store(state(next_lap(lap), FREE, 0), HAND_ON);
         ctrl.head.store(pos.wrapping_add(1), Ordering::Relaxed);
         ctrl.space.notify(self.scope());
     }
