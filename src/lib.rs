@@ -62,6 +62,7 @@ mod region;
 pub mod ring;
 #[cfg(not(loom))]
 pub mod segment;
+mod participants;
 mod signal;
 pub mod state;
 mod sync;

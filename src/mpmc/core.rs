@@ -38,11 +38,12 @@
 //! the dead process left, so several repairers cannot conflict.
 
 use super::layout::{
-    lap_of, next_lap, owner_of, phase_of, state, Record, FREE, FULL, READING, SKIP, WRITING,
+    lap_of, next_lap, owner_of, phase_of, state, FREE, FULL, READING, SKIP, WRITING,
 };
 use super::mem::MpmcMem;
 use crate::atomics::Scope;
 use crate::error::Corruption;
+use crate::participants::token_died;
 use crate::sync::Ordering;
 use bytemuck::Pod;
 
@@ -62,6 +63,17 @@ const HAND_ON: Ordering = if cfg!(ringport_mutant = "mpmc_release_relaxed") {
 
 /// Laps are 46 bits; differences are taken modulo that.
 const LAP_MASK: u64 = (1 << 46) - 1;
+
+/// Moves a hint past `pos`, unless it is already further: a plain store, since an
+/// exact maximum would cost a read-modify-write per message, and a hint that goes back a
+/// little only costs looks.
+#[inline(always)]
+fn advance(hint: &crate::sync::AtomicU64, pos: u64) {
+    let next = pos.wrapping_add(1);
+    if hint.load(Ordering::Relaxed).wrapping_sub(next) as i64 <= 0 {
+        hint.store(next, Ordering::Relaxed);
+    }
+}
 
 /// What one attempt found, short of success.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,10 +175,21 @@ impl<T: Pod> Core<T> {
                         }
                     }))
                 }
-                // A hint laps behind: catch up with the current one.
-                _ => pos = pos.wrapping_add(1).max(ctrl.tail.load(Ordering::Relaxed)),
+                // The hint is laps behind (a producer that slept between its claim and
+                // its hint store moved the hint back): every position up to the one this
+                // slot held a lap ago was claimed, so start after it.
+                ahead => pos = self.skip_laps(pos, ahead),
             }
         }
+    }
+
+    /// The position after the one `pos`'s slot held a lap ago, given that the slot is
+    /// `ahead` (at least 2) laps past `pos`.
+    #[inline]
+    fn skip_laps(&self, pos: u64, ahead: u64) -> u64 {
+        let cap = self.mem.geo.capacity as u64;
+        pos.wrapping_add((ahead - 1).wrapping_mul(cap))
+            .wrapping_add(1)
     }
 
     /// Fills the slot this thread claimed at `pos` and publishes it.
@@ -178,7 +201,7 @@ impl<T: Pod> Core<T> {
         self.mem
             .state(pos as usize)
             .store(state(lap, FULL, 0), PUBLISH);
-        ctrl.tail.store(pos.wrapping_add(1), Ordering::Relaxed);
+        advance(&ctrl.tail, pos);
         ctrl.data.notify(self.scope());
     }
 
@@ -230,7 +253,9 @@ impl<T: Pod> Core<T> {
                 // Another consumer holds it, or it was consumed: later.
                 (0, _) | (1, _) => pos = pos.wrapping_add(1),
                 (LAP_MASK, _) => return Err(Corruption::new("mpmc slot is a lap behind the head")),
-                _ => pos = pos.wrapping_add(1).max(ctrl.head.load(Ordering::Relaxed)),
+                // As for producers: every position up to the one this slot held a lap
+                // ago was consumed.
+                (ahead, _) => pos = self.skip_laps(pos, ahead),
             }
         }
     }
@@ -251,7 +276,7 @@ impl<T: Pod> Core<T> {
         self.mem
             .state(pos as usize)
             .store(state(next_lap(lap), FREE, 0), HAND_ON);
-        ctrl.head.store(pos.wrapping_add(1), Ordering::Relaxed);
+        advance(&ctrl.head, pos);
         ctrl.space.notify(self.scope());
     }
 
@@ -316,39 +341,5 @@ impl<T: Pod> Core<T> {
             // A failure means someone else repaired it first.
             let _ = word.compare_exchange(s, repaired, Ordering::AcqRel, Ordering::Relaxed);
         }
-    }
-}
-
-/// Registers this process in `records` (or finds its record) and returns its owner
-/// number, or `None` if every record is taken by a live process.
-pub(crate) fn register(records: &[Record], token: u64) -> Option<u64> {
-    if let Some(i) = records
-        .iter()
-        .position(|r| r.token.load(Ordering::Acquire) == token)
-    {
-        return Some(i as u64 + 1);
-    }
-    records
-        .iter()
-        .position(|r| {
-            // Acquire: a record freed by a reaper comes with its cleared counts.
-            r.token
-                .compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        })
-        .map(|i| i as u64 + 1)
-}
-
-/// Whether the process a token names has died. Only segments ask: on the heap every
-/// participant is this process.
-fn token_died(token: u64, scope: Scope) -> bool {
-    #[cfg(not(loom))]
-    {
-        scope == Scope::System && !crate::process::ProcessId::from_word(token).is_alive()
-    }
-    #[cfg(loom)]
-    {
-        let _ = (token, scope);
-        false
     }
 }

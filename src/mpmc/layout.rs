@@ -12,6 +12,7 @@
 //! (index + 1) of the process that claimed the slot, or [`SKIP`] in a `FULL` slot whose
 //! producer died before writing it. All-zero is `FREE` of lap 0: a fresh ring.
 
+pub(crate) use crate::participants::Record;
 use crate::signal::Signal;
 use crate::sync::{AtomicU32, AtomicU64};
 use crossbeam_utils::CachePadded;
@@ -80,19 +81,6 @@ pub(crate) struct MpmcCtrl {
     /// here before its record and takes away after), so a zero is always confirmed
     /// against the records.
     pub(crate) handles: CachePadded<[AtomicU32; 2]>,
-}
-
-/// One process taking part in a ring (16 bytes).
-#[repr(C)]
-#[derive(Debug, Default)]
-pub(crate) struct Record {
-    /// 0 (vacant), or the process's token: its `ProcessId` word in a segment, 1 on the
-    /// heap.
-    pub(crate) token: AtomicU64,
-    /// Live `Sender` handles of that process.
-    pub(crate) senders: AtomicU32,
-    /// Live `Receiver` handles of that process.
-    pub(crate) receivers: AtomicU32,
 }
 
 /// The shape of a ring, computed from its options and never read back from shared

@@ -46,11 +46,10 @@ mod core;
 mod layout;
 mod mem;
 
-use self::core::{register, Blocked, Core};
+use self::core::{Blocked, Core};
 use crate::error::{RecvError, SendError};
+use crate::participants::{register, Watch};
 use crate::ring::ctrl::{spin_then, DEFAULT_SPIN};
-#[cfg(not(loom))]
-use crate::sync::AtomicU64;
 use crate::sync::Ordering;
 use bytemuck::Pod;
 use layout::MpmcGeometry;
@@ -209,51 +208,6 @@ fn attach<T: Pod + Send>(
     };
     let core = Core { mem, me };
     Ok((Sender::new(core.clone()), Receiver::new(core)))
-}
-
-/// How long a `try_` call lets one slot stay held by another process before it asks
-/// whether that process died.
-#[cfg(not(loom))]
-const HELD_PATIENCE: Duration = Duration::from_millis(1);
-
-/// A handle's memory of the slot it last found held by another process, so that `try_`
-/// calls can tell a slot that stays held from one that keeps moving.
-#[derive(Debug, Default)]
-struct Watch {
-    /// The held position + 1, or 0.
-    #[cfg(not(loom))]
-    pos: AtomicU64,
-    /// When it was first seen held, in nanoseconds since `now_ns`'s epoch.
-    #[cfg(not(loom))]
-    since: AtomicU64,
-}
-
-#[cfg(not(loom))]
-fn now_ns() -> u64 {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
-
-impl Watch {
-    /// Records that `pos` is held; true once it has been held for [`HELD_PATIENCE`].
-    fn held_too_long(&self, pos: u64) -> bool {
-        #[cfg(not(loom))]
-        {
-            let now = now_ns();
-            if self.pos.swap(pos.wrapping_add(1), Ordering::Relaxed) != pos.wrapping_add(1) {
-                self.since.store(now, Ordering::Relaxed);
-                return false;
-            }
-            now.saturating_sub(self.since.load(Ordering::Relaxed))
-                >= HELD_PATIENCE.as_nanos() as u64
-        }
-        // Loom has no clock: its models reach recovery through blocking calls.
-        #[cfg(loom)]
-        {
-            let _ = pos;
-            false
-        }
-    }
 }
 
 /// The sending end of an MPMC ring. Clones send into the same ring; the ring is
