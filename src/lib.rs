@@ -66,6 +66,7 @@ mod participants;
 mod signal;
 pub mod state;
 mod sync;
+mod words;
 
 pub use error::{Corruption, RecvError, SendError};
 #[cfg(not(loom))]
