@@ -1,17 +1,20 @@
 //! The fuzz targets of `fuzz/` as ordinary tests on stable Rust.
 //!
-//! Each target's logic lives in `fuzz/src/targets.rs`, which libFuzzer drives through
-//! `fuzz/fuzz_targets/` and which this file includes as a module. The tests replay every
-//! file of `fuzz/corpus/<target>/` and then `RINGPORT_FUZZ_REPLAY_RANDOM` (default 2000)
-//! pseudo-random inputs per target: random bytes for the operation targets, and mutations
-//! of freshly made channel files for `segment_open`, since random bytes would never get
-//! past the header's magic.
+//! Each target's logic lives in `fuzz/src/targets.rs` (those of `ringport::state` in
+//! `fuzz/src/state.rs`), which libFuzzer drives through `fuzz/fuzz_targets/` and which
+//! this file includes as modules. The tests replay every file of `fuzz/corpus/<target>/`
+//! and then `RINGPORT_FUZZ_REPLAY_RANDOM` (default 2000) pseudo-random inputs per
+//! target: random bytes for the operation targets, and mutations of freshly made channel
+//! files for `segment_open`, since random bytes would never get past the header's magic.
 //!
 //! A failing input is named (corpus file) or printed in hex (random input); saved as a
 //! file under `fuzz/corpus/<target>/`, it replays here and under `cargo fuzz run`.
 
 #[path = "../fuzz/src/targets.rs"]
 mod targets;
+
+#[path = "../fuzz/src/state.rs"]
+mod state;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -153,6 +156,22 @@ fn hostile_peer_replay() {
     bounded("hostile_peer", || {
         replay_corpus("hostile_peer", targets::hostile_peer);
         replay_random(targets::hostile_peer, 0x4057_11E0_0000_0003, random_ops);
+    });
+}
+
+#[test]
+fn state_ops_replay() {
+    bounded("state_ops", || {
+        replay_corpus("state_ops", state::state_ops);
+        replay_random(state::state_ops, 0x57A7_E0B5_0000_0005, random_ops);
+    });
+}
+
+#[test]
+fn state_hostile_replay() {
+    bounded("state_hostile", || {
+        replay_corpus("state_hostile", state::state_hostile);
+        replay_random(state::state_hostile, 0x57A7_E405_0000_0006, random_ops);
     });
 }
 
