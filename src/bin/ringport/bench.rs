@@ -26,10 +26,13 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Messages per single-u64 throughput row; batched rows send 4 times as many, slow
-    /// peers a sixth, frame rows an eighth (64 B) or a fortieth (4 KiB).
+    /// peers a sixth, frame rows an eighth (64 B) or a fortieth (4 KiB); shared-state
+    /// read rows read a fortieth.
     #[arg(long, value_name = "N")]
     messages: Option<u64>,
-    /// Recorded round trips per busy round-trip row; rows whose sides sleep do 1/300.
+    /// Recorded round trips per busy round-trip row; rows whose sides sleep do 1/300;
+    /// shared-state rows time 1/100 as many batches of 256 operations, or 1/600 as many
+    /// wake-ups.
     #[arg(long, value_name = "N")]
     rounds: Option<u64>,
     /// A smoke run of about 15 seconds: a fifth of the default sizes.
@@ -48,9 +51,9 @@ const ROUNDS: u64 = 3_000_000;
 /// How much one row sends.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
-    /// Messages or round trips before measuring starts.
+    /// Messages, round trips or batches before measuring starts.
     pub warm: u64,
-    /// Messages or round trips measured.
+    /// Messages, round trips or batches measured.
     pub count: u64,
     /// Payload bytes per frame in frame rows, else 0.
     pub frame: usize,
@@ -73,6 +76,9 @@ impl Plan {
             Size::U64Batch => (messages * 4, 0),
             Size::U64Slow => (messages / 6, 0),
             Size::Frames(bytes) => (messages / (8 + bytes as u64 / 128), bytes),
+            Size::Ops => (rounds / 100, 0),
+            Size::Reads => (messages / 40, 0),
+            Size::Wakes => (rounds / 600, 0),
         };
         if size.is_latency() {
             let count = count.max(1);
@@ -102,6 +108,9 @@ pub struct Measured {
     pub futex: u64,
     /// Whether both sides ran pinned.
     pub pinned: bool,
+    /// Operations per second the other side completed meanwhile, where it works on its
+    /// own rather than answering (the writer beside a reader).
+    pub peer_rate: Option<f64>,
 }
 
 /// A row's measurement proper.
@@ -110,6 +119,13 @@ pub enum Numbers {
     Latency(Histogram<u64>),
     /// `(messages, nanoseconds)` of each run.
     Throughput(Vec<(u64, u64)>),
+    /// Picoseconds per operation of each timed batch of `batch` operations.
+    PerOp {
+        /// One sample per batch.
+        hist: Histogram<u64>,
+        /// Operations per batch.
+        batch: u64,
+    },
 }
 
 impl Measured {
@@ -119,6 +135,25 @@ impl Measured {
             numbers: Numbers::Latency(hist),
             futex,
             pinned,
+            peer_rate: None,
+        }
+    }
+
+    /// A result in picoseconds per operation, over batches of `batch` operations.
+    pub fn per_op(hist: Histogram<u64>, batch: u64, futex: u64, pinned: bool) -> Measured {
+        Measured {
+            numbers: Numbers::PerOp { hist, batch },
+            futex,
+            pinned,
+            peer_rate: None,
+        }
+    }
+
+    /// The result with the other side's rate of operations.
+    pub fn with_peer_rate(self, rate: f64) -> Measured {
+        Measured {
+            peer_rate: Some(rate),
+            ..self
         }
     }
 
@@ -128,6 +163,7 @@ impl Measured {
             numbers: Numbers::Throughput(runs),
             futex,
             pinned,
+            peer_rate: None,
         }
     }
 }
@@ -301,6 +337,7 @@ mod tests {
             Size::U64Slow,
             Size::Frames(64),
             Size::Frames(4096),
+            Size::Reads,
         ] {
             for messages in [1, 1000, MESSAGES, MESSAGES / 5 + 3] {
                 let p = Plan::new(size, messages, ROUNDS);
@@ -320,5 +357,11 @@ mod tests {
         assert_eq!((p.warm, p.count, p.trials), (100, 1000, 1));
         let p = Plan::new(Size::RttSleeping, MESSAGES, 3_000_000);
         assert_eq!((p.count, p.trials), (10_000, 1));
+        let p = Plan::new(Size::Ops, MESSAGES, ROUNDS);
+        assert_eq!((p.count, p.trials), (30_000, 1));
+        let p = Plan::new(Size::Wakes, MESSAGES, ROUNDS);
+        assert_eq!((p.warm, p.count, p.trials), (500, 5_000, 1));
+        let p = Plan::new(Size::Ops, MESSAGES, 1);
+        assert_eq!((p.warm, p.count), (100, 1));
     }
 }

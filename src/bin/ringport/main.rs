@@ -2,15 +2,16 @@
 //!
 //! `ringport bench` measures ringport's rings and ports against the floors of the machine
 //! (cache lines bounced between two CPUs, a futex both sides sleep on) and against peer
-//! queues, all in one invocation, and prints each row's ratio to its reference. See
-//! `ringport bench --help` and `--list`.
+//! queues, and its shared state table against std maps, all in one invocation, and prints
+//! each row's ratio to its reference. See `ringport bench --help` and `--list`.
 //!
 //! Layout: [`scenarios`] is the registry of rows; [`bench`] runs a selection of them;
 //! [`rtt`] and [`tput`] are the generic round-trip and throughput harnesses, fed by the
-//! transports in [`links`], [`floor`], [`ipc`] and [`streams`]; [`child`] is the re-exec
-//! protocol of cross-process rows; [`machine`] measures how much other processes
-//! disturbed each row; [`watchdog`] turns every failure or hang into a loud
-//! exit that leaves no child and no name behind; [`report`] prints the results.
+//! transports in [`links`], [`floor`], [`ipc`] and [`streams`]; [`state`] has the shared
+//! state table's rows, with harnesses of their own; [`child`] is the re-exec protocol of
+//! cross-process rows; [`machine`] measures how much other processes disturbed each row;
+//! [`watchdog`] turns every failure or hang into a loud exit that leaves no child and no
+//! name behind; [`report`] prints the results.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -27,6 +28,7 @@ mod report;
 mod rtt;
 mod scenarios;
 mod shm;
+mod state;
 mod streams;
 mod tput;
 mod watchdog;

@@ -1,5 +1,9 @@
 //! Results: a progress line per row on stderr, then on stdout either tables followed by
 //! the project's targets checked against this run, or JSON.
+//!
+//! The shared state's rows (`state/...`) get tables of their own: their latencies are
+//! nanoseconds per operation or one-way wake-ups rather than round trips, and their
+//! throughput counts reads.
 
 use crate::bench::{Measured, Numbers, Plan};
 use crate::pin::Cpus;
@@ -31,6 +35,8 @@ pub struct Row {
     pub wall: Duration,
     /// Share of all CPU time other processes took during the row.
     pub others: Option<f64>,
+    /// Operations per second of a side that works on its own beside the measured one.
+    pub peer_rate: Option<f64>,
 }
 
 /// A row's numbers.
@@ -67,6 +73,30 @@ pub enum Stats {
         /// Payload bytes per frame in frame rows, else 0.
         frame: usize,
     },
+    /// Nanoseconds per operation, over timed batches of operations.
+    PerOp {
+        /// Median batch.
+        p50: f64,
+        /// 99th percentile.
+        p99: f64,
+        /// 99.9th percentile.
+        p999: f64,
+        /// Fastest batch.
+        min: f64,
+        /// Slowest batch.
+        max: f64,
+        /// Mean.
+        mean: f64,
+        /// Batches recorded.
+        batches: u64,
+        /// Operations per batch.
+        batch: u64,
+    },
+}
+
+/// Whether `name` is a row of the shared state, reported in tables of its own.
+fn is_state(name: &str) -> bool {
+    name.starts_with("state/")
 }
 
 impl Row {
@@ -105,6 +135,19 @@ impl Row {
                     frame: plan.frame,
                 }
             }
+            Numbers::PerOp { hist, batch } => {
+                let ns = |ps: u64| ps as f64 / 1000.0;
+                Stats::PerOp {
+                    p50: ns(hist.value_at_quantile(0.5)),
+                    p99: ns(hist.value_at_quantile(0.99)),
+                    p999: ns(hist.value_at_quantile(0.999)),
+                    min: ns(hist.min()),
+                    max: ns(hist.max()),
+                    mean: hist.mean() / 1000.0,
+                    batches: hist.len(),
+                    batch,
+                }
+            }
         };
         Row {
             name: scenario.name,
@@ -117,14 +160,17 @@ impl Row {
             pinned: m.pinned,
             wall,
             others,
+            peer_rate: m.peer_rate,
         }
     }
 
-    /// One-way messages the row sent, warm-up included (a round trip is two).
+    /// One-way messages the row sent, warm-up included (a round trip is two), or
+    /// operations it ran.
     fn messages_sent(&self) -> u64 {
         match self.stats {
             Stats::Latency { .. } => 2 * self.plan.total(),
             Stats::Throughput { .. } => self.plan.trials * self.plan.total(),
+            Stats::PerOp { batch, .. } => self.plan.total() * batch,
         }
     }
 
@@ -137,7 +183,7 @@ impl Row {
     fn rate(&self) -> Option<f64> {
         match self.stats {
             Stats::Throughput { median, .. } => Some(median),
-            Stats::Latency { .. } => None,
+            Stats::Latency { .. } | Stats::PerOp { .. } => None,
         }
     }
 
@@ -149,11 +195,23 @@ impl Row {
         }
     }
 
-    /// The number ratios compare: p50 of a round-trip row, messages/s of a throughput row.
+    /// The number ratios compare: p50 of a round-trip or per-operation row, messages/s
+    /// of a throughput row.
     fn metric(&self) -> f64 {
         match self.stats {
             Stats::Latency { p50, .. } => p50 as f64,
+            Stats::PerOp { p50, .. } => p50,
             Stats::Throughput { .. } => self.rate().unwrap_or(0.0),
+        }
+    }
+
+    /// The metric as the report states it, with its unit.
+    fn headline(&self) -> (f64, &'static str) {
+        match self.stats {
+            Stats::Latency { p50, .. } => (p50 as f64, "ns"),
+            Stats::PerOp { p50, .. } => (p50, "ns/op"),
+            Stats::Throughput { .. } if is_state(self.name) => (self.metric() / 1e6, "M reads/s"),
+            Stats::Throughput { .. } => (self.metric() / 1e6, "M msg/s"),
         }
     }
 
@@ -263,12 +321,15 @@ pub fn progress_line(row: &Row, done: &[Row]) -> String {
         Stats::Latency { p50, p99, p999, .. } => {
             format!("p50 {p50} ns, p99 {p99} ns, p99.9 {p999} ns")
         }
+        Stats::PerOp { p50, p99, p999, .. } => {
+            format!("p50 {p50:.2} ns/op, p99 {p99:.2} ns/op, p99.9 {p999:.2} ns/op")
+        }
         Stats::Throughput {
             slowest, fastest, ..
         } => {
+            let (rate, unit) = row.headline();
             let mut t = format!(
-                "{:.1} M msg/s (runs {:.1} to {:.1})",
-                row.rate().unwrap_or(0.0) / 1e6,
+                "{rate:.1} {unit} (runs {:.1} to {:.1})",
                 slowest / 1e6,
                 fastest / 1e6
             );
@@ -281,6 +342,9 @@ pub fn progress_line(row: &Row, done: &[Row]) -> String {
     let mut line = format!("{}: {numbers}", row.name);
     if let (Some(r), Some(ratio)) = (row.reference, row.ratio(done)) {
         line += &format!(" ({ratio:.2}x {r})");
+    }
+    if let Some(rate) = row.peer_rate {
+        line += &format!(", writer {:.2} M/s", rate / 1e6);
     }
     if row.counts_futex {
         line += &format!(", futex/msg {:.3}", row.futex_per_message());
@@ -320,18 +384,9 @@ pub fn print_table(rows: &[Row], meta: &Meta) {
         );
     }
     for (first, again) in moved(rows) {
-        let (a, b, unit) = match (&first.stats, &again.stats) {
-            (Stats::Latency { p50: a, .. }, Stats::Latency { p50: b, .. }) => {
-                (*a as f64, *b as f64, "ns")
-            }
-            _ => (
-                first.rate().unwrap_or(0.0) / 1e6,
-                again.rate().unwrap_or(0.0) / 1e6,
-                "M msg/s",
-            ),
-        };
+        let ((a, unit), (b, _)) = (first.headline(), again.headline());
         println!(
-            "REFERENCE MOVED: {} measured {a:.0} {unit}, then {b:.0} {unit} ({}); ratios marked ! \
+            "REFERENCE MOVED: {} measured {a:.1} {unit}, then {b:.1} {unit} ({}); ratios marked ! \
              compare with a moving target: rerun",
             first.name, again.name
         );
@@ -343,6 +398,7 @@ pub fn print_table(rows: &[Row], meta: &Meta) {
 
     print_latency_table(rows);
     print_throughput_table(rows);
+    print_state_tables(rows);
     println!();
     println!("Targets (medians of this run)");
     for line in targets(rows) {
@@ -352,19 +408,30 @@ pub fn print_table(rows: &[Row], meta: &Meta) {
 
 /// The round-trip rows, if any ran.
 fn print_latency_table(rows: &[Row]) {
-    if !rows
-        .iter()
-        .any(|r| matches!(r.stats, Stats::Latency { .. }))
-    {
+    print_latencies(
+        rows,
+        |r| !is_state(r.name),
+        "Round trips of 8-byte messages, ns (ratio = p50 / reference p50; futex/msg = syscalls per one-way message; others = CPU share other processes took)",
+    );
+}
+
+/// The latency rows of `rows` that `keep` accepts, under `title`, if any ran.
+fn print_latencies(rows: &[Row], keep: fn(&Row) -> bool, title: &str) {
+    let shown = || {
+        rows.iter()
+            .filter(move |r| keep(r) && matches!(r.stats, Stats::Latency { .. }))
+    };
+    if shown().next().is_none() {
         return;
     }
+    let width = reference_width(shown(), 26);
     println!();
-    println!("Round trips of 8-byte messages, ns (ratio = p50 / reference p50; futex/msg = syscalls per one-way message; others = CPU share other processes took)");
+    println!("{title}");
     println!(
-        "{:<40} {:>8} {:>8} {:>8} {:>9} {:>7}  {:<26} {:>9} {:>6}",
+        "{:<40} {:>8} {:>8} {:>8} {:>9} {:>7}  {:<width$} {:>9} {:>6}",
         "row", "p50", "p99", "p99.9", "samples", "ratio", "reference", "futex/msg", "others"
     );
-    for row in rows {
+    for row in shown() {
         if let Stats::Latency {
             p50,
             p99,
@@ -374,7 +441,7 @@ fn print_latency_table(rows: &[Row]) {
         } = row.stats
         {
             println!(
-                "{:<40} {p50:>8} {p99:>8} {p999:>8} {samples:>9} {:>7}  {:<26} {:>9} {:>6}",
+                "{:<40} {p50:>8} {p99:>8} {p999:>8} {samples:>9} {:>7}  {:<width$} {:>9} {:>6}",
                 row.name,
                 ratio_cell(row, rows),
                 row.reference.unwrap_or("-"),
@@ -387,31 +454,59 @@ fn print_latency_table(rows: &[Row]) {
 
 /// The throughput rows, if any ran.
 fn print_throughput_table(rows: &[Row]) {
-    if !rows
-        .iter()
-        .any(|r| matches!(r.stats, Stats::Throughput { .. }))
-    {
+    print_throughputs(
+        rows,
+        |r| !is_state(r.name),
+        &format!(
+            "Throughput, one producer and one consumer, M msg/s: median, slowest and fastest of {TRIALS} runs \
+             (ratio = median / reference median; GB/s counts payload)"
+        ),
+        ("GB/s", |row| {
+            row.gb_per_s()
+                .map_or_else(|| "-".to_owned(), |g| format!("{g:.2}"))
+        }),
+    );
+}
+
+/// A column of a table: its header and a row's cell.
+type Column = (&'static str, fn(&Row) -> String);
+
+/// The width of the reference column: its header's or the longest reference's.
+fn reference_width<'a>(shown: impl Iterator<Item = &'a Row>, header: usize) -> usize {
+    shown
+        .filter_map(|r| r.reference)
+        .map(str::len)
+        .fold(header, usize::max)
+}
+
+/// The throughput rows of `rows` that `keep` accepts, under `title`, if any ran, with
+/// `extra` after the three rates.
+fn print_throughputs(rows: &[Row], keep: fn(&Row) -> bool, title: &str, extra: Column) {
+    let shown = || {
+        rows.iter()
+            .filter(move |r| keep(r) && matches!(r.stats, Stats::Throughput { .. }))
+    };
+    if shown().next().is_none() {
         return;
     }
+    let (extra_header, extra_cell) = extra;
+    let w = extra_header.len().max(6);
+    let width = reference_width(shown(), 28);
     println!();
+    println!("{title}");
     println!(
-        "Throughput, one producer and one consumer, M msg/s: median, slowest and fastest of {TRIALS} runs \
-         (ratio = median / reference median; GB/s counts payload)"
-    );
-    println!(
-        "{:<40} {:>8} {:>8} {:>8} {:>6} {:>11} {:>7}  {:<28} {:>9} {:>6}",
+        "{:<40} {:>8} {:>8} {:>8} {extra_header:>w$} {:>11} {:>7}  {:<width$} {:>9} {:>6}",
         "row",
         "median",
         "slowest",
         "fastest",
-        "GB/s",
         "messages",
         "ratio",
         "reference",
         "futex/msg",
         "others"
     );
-    for row in rows {
+    for row in shown() {
         if let Stats::Throughput {
             messages,
             slowest,
@@ -419,11 +514,9 @@ fn print_throughput_table(rows: &[Row]) {
             ..
         } = row.stats
         {
-            let gb = row
-                .gb_per_s()
-                .map_or_else(|| "-".to_owned(), |g| format!("{g:.2}"));
+            let extra = extra_cell(row);
             println!(
-                "{:<40} {:>8.1} {:>8.1} {:>8.1} {gb:>6} {messages:>11} {:>7}  {:<28} {:>9} {:>6}",
+                "{:<40} {:>8.1} {:>8.1} {:>8.1} {extra:>w$} {messages:>11} {:>7}  {:<width$} {:>9} {:>6}",
                 row.name,
                 row.rate().unwrap_or(0.0) / 1e6,
                 slowest / 1e6,
@@ -437,12 +530,78 @@ fn print_throughput_table(rows: &[Row]) {
     }
 }
 
+/// The shared state's rows, if any ran: operations, wake-ups, reads beside a writer.
+fn print_state_tables(rows: &[Row]) {
+    let per_op = || {
+        rows.iter()
+            .filter(|r| matches!(r.stats, Stats::PerOp { .. }))
+    };
+    if per_op().next().is_some() {
+        let batch = per_op()
+            .find_map(|r| match r.stats {
+                Stats::PerOp { batch, .. } => Some(batch),
+                _ => None,
+            })
+            .unwrap_or(0);
+        let width = reference_width(per_op(), 26);
+        println!();
+        println!(
+            "Shared state, uncontended operations on 64-byte values, ns per operation: percentiles over \
+             timed batches of {batch} (ratio = p50 / reference p50)"
+        );
+        println!(
+            "{:<40} {:>8} {:>8} {:>8} {:>9} {:>7}  {:<width$} {:>9} {:>6}",
+            "row", "p50", "p99", "p99.9", "batches", "ratio", "reference", "futex/op", "others"
+        );
+        for row in per_op() {
+            if let Stats::PerOp {
+                p50,
+                p99,
+                p999,
+                batches,
+                ..
+            } = row.stats
+            {
+                println!(
+                    "{:<40} {p50:>8.2} {p99:>8.2} {p999:>8.2} {batches:>9} {:>7}  {:<width$} {:>9} {:>6}",
+                    row.name,
+                    ratio_cell(row, rows),
+                    row.reference.unwrap_or("-"),
+                    futex_cell(row),
+                    others_cell(row)
+                );
+            }
+        }
+    }
+    print_latencies(
+        rows,
+        |r| is_state(r.name),
+        "Shared state, wake-ups one way, ns: a stamp taken before the set (or futex store) to the \
+         woken side holding the value (ratio = p50 / reference p50; futex/msg per wake)",
+    );
+    print_throughputs(
+        rows,
+        |r| is_state(r.name),
+        &format!(
+            "Shared state, reads by key of 64-byte values beside a writer rewriting them, M reads/s: \
+             median, slowest and fastest of {TRIALS} runs (ratio = median / reference median; \
+             writes = the writer's M writes/s meanwhile, median run)"
+        ),
+        ("writes", |row| {
+            row.peer_rate
+                .map_or_else(|| "-".to_owned(), |r| format!("{:.2}", r / 1e6))
+        }),
+    );
+}
+
 /// How a target judges its value.
 enum Bound {
     /// The value must not exceed this.
     AtMost(f64),
     /// The value must reach this.
     AtLeast(f64),
+    /// No bound: the comparison is shown for information.
+    Info,
 }
 
 /// A target of the project: `row`'s metric over `against`'s, within `bound`.
@@ -515,6 +674,60 @@ const TARGETS: &[Target] = &[
         against: "tput/rtrb-bytes-4KiB/threads",
         bound: Bound::AtLeast(1.0),
     },
+    Target {
+        what: "shared state: uncontended get_pod of 64 bytes by key vs HashMap get + copy",
+        row: "state/get-pod/threads",
+        against: "state/hashmap-get/threads",
+        bound: Bound::AtMost(2.0),
+    },
+    Target {
+        what: "shared state: uncontended Entry::get_pod of 64 bytes, one key, vs a plain copy",
+        row: "state/entry-get-pod-hot/threads",
+        against: "state/plain-copy-hot/threads",
+        bound: Bound::AtMost(3.0),
+    },
+    Target {
+        what: "shared state: reads beside a continuous writer vs RwLock<HashMap>",
+        row: "state/reads/threads",
+        against: "state/rwlock-hashmap-reads/threads",
+        bound: Bound::AtLeast(5.0),
+    },
+    Target {
+        what: "shared state: get_into of 64 bytes by key vs HashMap get + copy",
+        row: "state/get-into/threads",
+        against: "state/hashmap-get/threads",
+        bound: Bound::Info,
+    },
+    Target {
+        what: "shared state: get_pod by key vs RwLock<HashMap> read lock + get + copy",
+        row: "state/get-pod/threads",
+        against: "state/rwlock-hashmap-get/threads",
+        bound: Bound::Info,
+    },
+    Target {
+        what: "shared state: Entry::get_pod over 1024 keys vs plain copies of 1024 values",
+        row: "state/entry-get-pod/threads",
+        against: "state/plain-copy/threads",
+        bound: Bound::Info,
+    },
+    Target {
+        what: "shared state: set of 64 bytes by key vs RwLock<HashMap> overwrite",
+        row: "state/set/threads",
+        against: "state/rwlock-hashmap-set/threads",
+        bound: Bound::Info,
+    },
+    Target {
+        what: "shared state: wait_for_change wake-up vs raw futex wake, threads",
+        row: "state/wait-for-change-wake/threads",
+        against: "state/futex-wake/threads",
+        bound: Bound::Info,
+    },
+    Target {
+        what: "shared state: wait_for_change wake-up vs raw futex wake, processes",
+        row: "state/wait-for-change-wake/processes",
+        against: "state/futex-wake/processes",
+        bound: Bound::Info,
+    },
 ];
 
 /// One line per target: whether this run meets it, with the numbers.
@@ -533,24 +746,31 @@ fn targets(rows: &[Row]) -> Vec<String> {
             if let Some(r) = brackets.into_iter().flatten().find(|r| has_moved(rows, r)) {
                 return format!("[rerun] {}: {v:.3}x, but {r} moved during the run", t.what);
             }
+            let (a, unit) = row.headline();
+            let (b, _) = against.headline();
+            let mut numbers = format!("{} {a:.2} / {} {b:.2} {unit}", row.name, against.name);
+            // Beside a writer, read rates mean little without the writers' own rates: a
+            // lock whose readers starve its writer reads as if nobody wrote.
+            if let (Some(w), Some(x)) = (row.peer_rate, against.peer_rate) {
+                numbers += &format!("; writers {:.2} / {:.2} M writes/s", w / 1e6, x / 1e6);
+            }
             let (ok, bound) = match t.bound {
                 Bound::AtMost(b) => (v <= b, format!("<= {b:.2}x")),
                 Bound::AtLeast(b) => (v >= b, format!(">= {b:.2}x")),
+                Bound::Info => return format!("[info] {}: {v:.3}x ({numbers})", t.what),
             };
             format!(
-                "[{}] {}: {v:.3}x (target {bound}; {} / {})",
+                "[{}] {}: {v:.3}x (target {bound}; {numbers})",
                 if ok { " ok " } else { "MISS" },
                 t.what,
-                row.name,
-                against.name
             )
         })
         .collect();
     let ringport: Vec<&Row> = rows
         .iter()
-        // Rows that sleep by design (the raw futex and the zero-spin port) are not
-        // "the consumer keeps up".
-        .filter(|r| r.counts_futex && !r.name.contains("-sleep/"))
+        // Rows that sleep by design (the raw futex, the zero-spin port, the wake-ups) are
+        // not "the consumer keeps up".
+        .filter(|r| r.counts_futex && !r.name.contains("-sleep/") && !r.name.contains("-wake"))
         .collect();
     if ringport.is_empty() {
         lines.push("[n/a ] futex syscalls per message on ringport rows: none run".to_owned());
@@ -604,6 +824,7 @@ pub fn print_json(rows: &[Row], meta: &Meta) {
                 "wall_s": row.wall.as_secs_f64(),
                 "others_cpu_share": row.others,
                 "reference_moved": row.reference.map(|r| has_moved(rows, r)),
+                "peer_ops_per_s": row.peer_rate,
                 "clock_read_ns": meta.clock_read_ns,
             });
             let numbers = match row.stats {
@@ -644,6 +865,26 @@ pub fn print_json(rows: &[Row], meta: &Meta) {
                     "frame_bytes": (frame > 0).then_some(frame),
                     "gb_per_s": row.gb_per_s(),
                 }),
+                Stats::PerOp {
+                    p50,
+                    p99,
+                    p999,
+                    min,
+                    max,
+                    mean,
+                    batches,
+                    batch,
+                } => json!({
+                    "kind": "per_op",
+                    "p50_ns": p50,
+                    "p99_ns": p99,
+                    "p999_ns": p999,
+                    "min_ns": min,
+                    "max_ns": max,
+                    "mean_ns": mean,
+                    "batches": batches,
+                    "ops_per_batch": batch,
+                }),
             };
             if let (Some(o), serde_json::Value::Object(n)) = (o.as_object_mut(), numbers) {
                 o.extend(n);
@@ -658,7 +899,7 @@ pub fn print_json(rows: &[Row], meta: &Meta) {
 pub fn print_list(all: &[Scenario]) {
     for s in all {
         println!(
-            "{:<40} vs {:<28} {}",
+            "{:<40} vs {:<36} {}",
             s.name,
             s.reference.unwrap_or("(reference)"),
             s.about

@@ -17,6 +17,7 @@ use crate::links::{
     PodSleeping, RtrbBusy,
 };
 use crate::rtt::{self, CrossProcess, InProcess};
+use crate::state::{self, FutexWake, RwLockReads, StateReads, StateWake};
 use crate::streams::{
     ArrayQueueOne, ChannelOne, FramePortFrames, FrameRingFrames, MpscOne, PodPortBatch,
     PodPortBlocking, PodPortOne, PodRingBatch, PodRingOne, RtrbBytes, RtrbChunks, RtrbOne,
@@ -41,6 +42,20 @@ pub const RTRB_CHUNKS: &str = "tput/rtrb-chunks256/threads";
 pub const RTRB_BYTES_64: &str = "tput/rtrb-bytes-64B/threads";
 /// Reference of 4 KiB frame rows.
 pub const RTRB_BYTES_4K: &str = "tput/rtrb-bytes-4KiB/threads";
+/// Reference of the shared state's reads by key.
+pub const HASHMAP_GET: &str = "state/hashmap-get/threads";
+/// Reference of the shared state's reads through entry handles.
+pub const PLAIN_COPY: &str = "state/plain-copy/threads";
+/// Reference of the shared state's reads of one key through an entry handle.
+pub const PLAIN_COPY_HOT: &str = "state/plain-copy-hot/threads";
+/// Reference of the shared state's writes.
+pub const RWLOCK_SET: &str = "state/rwlock-hashmap-set/threads";
+/// Reference of the shared state's read throughput beside a writer.
+pub const RWLOCK_READS: &str = "state/rwlock-hashmap-reads/threads";
+/// Reference of `wait_for_change` wake-ups between threads.
+pub const FUTEX_WAKE_THREADS: &str = "state/futex-wake/threads";
+/// Reference of `wait_for_change` wake-ups between processes.
+pub const FUTEX_WAKE_PROCESSES: &str = "state/futex-wake/processes";
 
 /// How much a row sends, relative to `--rounds` and `--messages`.
 #[derive(Clone, Copy, Debug)]
@@ -59,12 +74,23 @@ pub enum Size {
     /// Frames of this many payload bytes: `--messages / (8 + bytes / 128)` of them, an
     /// eighth for 64 bytes, a fortieth for 4 KiB.
     Frames(usize),
+    /// `--rounds / 100` timed batches of [`state::BATCH`] operations on one thread.
+    Ops,
+    /// `--messages / 40` reads beside a writer.
+    Reads,
+    /// `--rounds / 600` one-way wake-ups, each a sleeper's (a fiftieth of a millisecond
+    /// apart at least).
+    Wakes,
 }
 
 impl Size {
-    /// Whether the row measures round trips.
+    /// Whether the row is one run of samples (round trips, wake-ups or batches) rather
+    /// than independent throughput runs.
     pub fn is_latency(self) -> bool {
-        matches!(self, Size::Rtt | Size::RttSleeping)
+        matches!(
+            self,
+            Size::Rtt | Size::RttSleeping | Size::Ops | Size::Wakes
+        )
     }
 }
 
@@ -172,6 +198,28 @@ fn tput_processes<S: NamedStream>(s: Spec, reference: &'static str) -> Scenario 
         run: tput::processes::<S>,
         child: Some(tput::guest::<S>),
         recheck_of: None,
+    }
+}
+
+/// A shared-state row run by `run` in this process, compared with `reference`.
+fn state_row(s: Spec, reference: &'static str, run: ParentSide) -> Scenario {
+    Scenario {
+        name: s.name,
+        about: s.about,
+        reference: (s.name != reference).then_some(reference),
+        counts_futex: s.counts_futex,
+        size: s.size,
+        run,
+        child: None,
+        recheck_of: None,
+    }
+}
+
+/// A wake-up row between processes over `W`, compared with `reference`.
+fn wake_processes<W: state::Wake>(s: Spec, reference: &'static str) -> Scenario {
+    Scenario {
+        child: Some(state::wake_guest::<W>),
+        ..state_row(s, reference, state::wake_processes::<W>)
     }
 }
 
@@ -506,6 +554,264 @@ pub fn all() -> Vec<Scenario> {
                 RTRB_BYTES_4K,
             ),
             RTRB_BYTES_4K,
+        ),
+        state_row(
+            spec(
+                HASHMAP_GET,
+                "unsynchronised HashMap<String, [u8; 64]> get + copy, 1024 keys in shuffled order",
+                false,
+                Ops,
+            ),
+            HASHMAP_GET,
+            state::hashmap_get,
+        ),
+        state_row(
+            spec(
+                "state/get-pod/threads",
+                "SharedState::get_pod::<[u8; 64]> by key, same keys and order",
+                true,
+                Ops,
+            ),
+            HASHMAP_GET,
+            state::get_pod,
+        ),
+        state_row(
+            spec(
+                "state/get-into/threads",
+                "SharedState::get_into a 64-byte buffer by key, same keys and order",
+                true,
+                Ops,
+            ),
+            HASHMAP_GET,
+            state::get_into,
+        ),
+        state_row(
+            spec(
+                "state/rwlock-hashmap-get/threads",
+                "RwLock<HashMap<String, [u8; 64]>> read lock + get + copy, same keys and order",
+                false,
+                Ops,
+            ),
+            HASHMAP_GET,
+            state::rwlock_get,
+        ),
+        recheck(
+            state_row(
+                spec(
+                    "state/hashmap-get-again/threads",
+                    "HashMap get + copy again: did it move?",
+                    false,
+                    Ops,
+                ),
+                HASHMAP_GET,
+                state::hashmap_get,
+            ),
+            HASHMAP_GET,
+        ),
+        state_row(
+            spec(
+                PLAIN_COPY,
+                "copy of a [u8; 64] through black_box from a table of 1024, same order",
+                false,
+                Ops,
+            ),
+            PLAIN_COPY,
+            state::plain_copy,
+        ),
+        state_row(
+            spec(
+                "state/entry-get-pod/threads",
+                "Entry::get_pod::<[u8; 64]>, 1024 handles resolved beforehand, same order",
+                true,
+                Ops,
+            ),
+            PLAIN_COPY,
+            state::entry_get_pod,
+        ),
+        state_row(
+            spec(
+                PLAIN_COPY_HOT,
+                "copy of one [u8; 64] through black_box, again and again",
+                false,
+                Ops,
+            ),
+            PLAIN_COPY_HOT,
+            state::plain_copy_hot,
+        ),
+        state_row(
+            spec(
+                "state/entry-get-pod-hot/threads",
+                "Entry::get_pod::<[u8; 64]> of one key, again and again (a hot path's read)",
+                true,
+                Ops,
+            ),
+            PLAIN_COPY_HOT,
+            state::entry_get_pod_hot,
+        ),
+        recheck(
+            state_row(
+                spec(
+                    "state/plain-copy-hot-again/threads",
+                    "plain copy of one value again: did it move?",
+                    false,
+                    Ops,
+                ),
+                PLAIN_COPY_HOT,
+                state::plain_copy_hot,
+            ),
+            PLAIN_COPY_HOT,
+        ),
+        recheck(
+            state_row(
+                spec(
+                    "state/plain-copy-again/threads",
+                    "plain copy again: did it move?",
+                    false,
+                    Ops,
+                ),
+                PLAIN_COPY,
+                state::plain_copy,
+            ),
+            PLAIN_COPY,
+        ),
+        state_row(
+            spec(
+                RWLOCK_SET,
+                "RwLock<HashMap<String, [u8; 64]>> write lock + get_mut + overwrite, 1024 keys",
+                false,
+                Ops,
+            ),
+            RWLOCK_SET,
+            state::rwlock_set,
+        ),
+        state_row(
+            spec(
+                "state/set/threads",
+                "SharedState::set of a 64-byte value by key, same keys and order",
+                true,
+                Ops,
+            ),
+            RWLOCK_SET,
+            state::set,
+        ),
+        state_row(
+            spec(
+                "state/entry-set/threads",
+                "Entry::set of a 64-byte value, 1024 handles resolved beforehand",
+                true,
+                Ops,
+            ),
+            RWLOCK_SET,
+            state::entry_set,
+        ),
+        recheck(
+            state_row(
+                spec(
+                    "state/rwlock-hashmap-set-again/threads",
+                    "RwLock<HashMap> overwrite again: did it move?",
+                    false,
+                    Ops,
+                ),
+                RWLOCK_SET,
+                state::rwlock_set,
+            ),
+            RWLOCK_SET,
+        ),
+        state_row(
+            spec(
+                RWLOCK_READS,
+                "RwLock<HashMap> get by key over 64 keys, a writer rewriting them on the other CPU",
+                false,
+                Reads,
+            ),
+            RWLOCK_READS,
+            state::reads::<RwLockReads>,
+        ),
+        state_row(
+            spec(
+                "state/reads/threads",
+                "SharedState::get_pod by key over 64 keys, a writer setting them on the other CPU",
+                true,
+                Reads,
+            ),
+            RWLOCK_READS,
+            state::reads::<StateReads>,
+        ),
+        recheck(
+            state_row(
+                spec(
+                    "state/rwlock-hashmap-reads-again/threads",
+                    "RwLock<HashMap> reads beside a writer again: did it move?",
+                    false,
+                    Reads,
+                ),
+                RWLOCK_READS,
+                state::reads::<RwLockReads>,
+            ),
+            RWLOCK_READS,
+        ),
+        state_row(
+            spec(
+                FUTEX_WAKE_THREADS,
+                "raw futex word + stamp: store, notify; the other side wakes from wait, one way",
+                true,
+                Wakes,
+            ),
+            FUTEX_WAKE_THREADS,
+            state::wake_threads::<FutexWake>,
+        ),
+        state_row(
+            spec(
+                "state/wait-for-change-wake/threads",
+                "set a stamped value; the other side wakes from wait_for_change and reads it",
+                true,
+                Wakes,
+            ),
+            FUTEX_WAKE_THREADS,
+            state::wake_threads::<StateWake>,
+        ),
+        recheck(
+            state_row(
+                spec(
+                    "state/futex-wake-again/threads",
+                    "raw futex wake again: did it move?",
+                    true,
+                    Wakes,
+                ),
+                FUTEX_WAKE_THREADS,
+                state::wake_threads::<FutexWake>,
+            ),
+            FUTEX_WAKE_THREADS,
+        ),
+        wake_processes::<FutexWake>(
+            spec(
+                FUTEX_WAKE_PROCESSES,
+                "raw shared futex word + stamp in a segment, child stamps, one way",
+                true,
+                Wakes,
+            ),
+            FUTEX_WAKE_PROCESSES,
+        ),
+        wake_processes::<StateWake>(
+            spec(
+                "state/wait-for-change-wake/processes",
+                "named SharedState, child sets stamped values, parent wakes from wait_for_change",
+                true,
+                Wakes,
+            ),
+            FUTEX_WAKE_PROCESSES,
+        ),
+        recheck(
+            wake_processes::<FutexWake>(
+                spec(
+                    "state/futex-wake-again/processes",
+                    "raw shared futex wake again: did it move?",
+                    true,
+                    Wakes,
+                ),
+                FUTEX_WAKE_PROCESSES,
+            ),
+            FUTEX_WAKE_PROCESSES,
         ),
     ]
 }
