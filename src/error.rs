@@ -111,6 +111,10 @@ pub enum RecvError {
         /// Its process id.
         pid: u32,
     },
+    /// A broadcast subscriber fell a whole ring behind: this many messages were
+    /// overwritten before it read them. It now stands at the oldest message still kept.
+    #[error("lagged: {0} messages were overwritten before they were read")]
+    Lagged(u64),
     /// The ring's shared memory failed validation.
     #[error(transparent)]
     Corrupt(#[from] Corruption),

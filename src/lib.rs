@@ -51,6 +51,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod atomics;
+pub mod broadcast;
 mod error;
 pub mod mpmc;
 #[cfg(not(loom))]
