@@ -496,6 +496,7 @@ impl SharedState {
         (self.table.ctx(), Patience::new(self.patience))
     }
 
+    #[inline(always)]
     fn key<'k>(&self, key: &'k str) -> Result<Key<'k>, StateError> {
         if key.len() > self.table.geo.max_key {
             return Err(StateError::KeyTooLong {
@@ -703,15 +704,23 @@ impl SharedState {
     /// assert_eq!(state.get_pod::<u32>("n"), Err(StateError::WrongSize { expected: 4, found: 8 }));
     /// # Ok::<(), StateError>(())
     /// ```
+    #[inline(always)]
     pub fn get_pod<T: Pod>(&self, key: &str) -> Result<Option<Versioned<T>>, StateError> {
         let key = self.key(key)?;
         if let Some(found) = self.table.lookup_pod_once::<T>(&key) {
             return Ok(found.map(|(value, version)| Versioned { value, version }));
         }
+        self.get_pod_contended(&key)
+    }
+
+    /// The rest of [`get_pod`](Self::get_pod), out of line so that the first attempt
+    /// inlines into its caller.
+    #[inline(never)]
+    fn get_pod_contended<T: Pod>(&self, key: &Key<'_>) -> Result<Option<Versioned<T>>, StateError> {
         let (ctx, mut patience) = self.ctx();
         let found = self
             .table
-            .lookup(&key, &ctx, &mut patience, copy_pod_inline::<T>())?;
+            .lookup(key, &ctx, &mut patience, copy_pod_inline::<T>())?;
         found.map(|(_, _, r)| r).transpose()
     }
 
@@ -1023,12 +1032,20 @@ impl<'s> Entry<'s> {
     /// assert_eq!(e.get_pod::<u16>()?.unwrap().value, 3);
     /// # Ok::<(), ringport::state::StateError>(())
     /// ```
+    #[inline(always)]
     pub fn get_pod<T: Pod>(&self) -> Result<Option<Versioned<T>>, StateError> {
         if let Some(c) = self.cached.get() {
             if let Some((value, version)) = c.slot.read_pod_once::<T>(c.inc) {
                 return Ok(Some(Versioned { value, version }));
             }
         }
+        self.get_pod_contended()
+    }
+
+    /// The rest of [`get_pod`](Self::get_pod), out of line so that the first attempt
+    /// inlines into its caller.
+    #[inline(never)]
+    fn get_pod_contended<T: Pod>(&self) -> Result<Option<Versioned<T>>, StateError> {
         self.read(copy_pod_inline::<T>())
     }
 

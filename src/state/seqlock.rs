@@ -181,6 +181,7 @@ pub(crate) struct Key<'k> {
 }
 
 impl<'k> Key<'k> {
+    #[inline(always)]
     pub(crate) fn new(bytes: &'k [u8]) -> Key<'k> {
         Key {
             bytes,
@@ -199,6 +200,7 @@ impl<'k> Key<'k> {
 /// the low bits (the home slot) and the high bits (the tag) both depend on every byte.
 /// Not keyed, so not resistant to chosen-key flooding; a flood lengthens probes, which
 /// stay bounded by the table size.
+#[inline]
 pub(crate) fn hash(key: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut h = (key.len() as u64).wrapping_mul(K);
@@ -217,6 +219,9 @@ pub(crate) fn hash(key: &[u8]) -> u64 {
 pub(crate) struct Slot<'a> {
     w: &'a [AtomicU64],
     geo: &'a Geometry,
+    /// `geo.copy_base(0)` and `(1)`: kept here so that a read through an `Entry`'s cached
+    /// slot picks its copy without loading the geometry.
+    bases: [usize; 2],
 }
 
 /// The published copy of a slot, seen from inside a read. Everything read through it is
@@ -306,6 +311,7 @@ impl<'a> Slot<'a> {
         Slot {
             w: &words[base..base + geo.slot_words],
             geo,
+            bases: [geo.copy_base(0), geo.copy_base(1)],
         }
     }
 
@@ -340,7 +346,7 @@ impl<'a> Slot<'a> {
             return None;
         }
         let size = std::mem::size_of::<T>();
-        let base = self.geo.copy_base(active(seq));
+        let base = self.bases[active(seq)];
         let meta = self.w[base + META].load(Ordering::Relaxed);
         if meta != LIVE | size as u64
             || size > self.geo.max_value
@@ -368,7 +374,7 @@ impl<'a> Slot<'a> {
         let size = std::mem::size_of::<T>();
         let view = View {
             w: self.w,
-            base: self.geo.copy_base(active(seq)),
+            base: self.bases[active(seq)],
             geo: self.geo,
         };
         let meta = self.w[view.base + META].load(Ordering::Relaxed);
@@ -401,7 +407,7 @@ impl<'a> Slot<'a> {
     fn attempt<R>(&self, seq: u64, body: &mut impl FnMut(&View<'a>) -> R) -> Option<R> {
         let view = View {
             w: self.w,
-            base: self.geo.copy_base(active(seq)),
+            base: self.bases[active(seq)],
             geo: self.geo,
         };
         let r = body(&view);
@@ -507,7 +513,7 @@ impl<'a> Held<'a> {
     pub(crate) fn published(&self) -> View<'a> {
         View {
             w: self.slot.w,
-            base: self.slot.geo.copy_base(active(self.seq)),
+            base: self.slot.bases[active(self.seq)],
             geo: self.slot.geo,
         }
     }
@@ -534,7 +540,7 @@ impl<'a> Held<'a> {
             w[KEY_META].store(k.key.meta(), Ordering::Relaxed);
             store_bytes(&w[KEY..], k.key.bytes);
         }
-        let base = self.slot.geo.copy_base(1 - active(self.seq));
+        let base = self.slot.bases[1 - active(self.seq)];
         let meta = if live { LIVE | value.len() as u64 } else { 0 };
         w[base + META].store(meta, Ordering::Relaxed);
         w[base + VERSION].store(v, Ordering::Relaxed);
