@@ -84,8 +84,9 @@ pub(crate) struct BroadcastCtrl {
     /// Publishers sleep here waiting for the slowest subscriber (backpressure only).
     pub(crate) space: CachePadded<Signal>,
     /// Handles of all processes, `[publishers, subscribers]`: a hint, too high after a
-    /// crash, never too low (see the MPMC ring's `handles`).
-    pub(crate) handles: CachePadded<[AtomicU32; 2]>,
+    /// crash, never too low (see the MPMC ring's `handles`); then the `closing` flag a
+    /// named `BroadcastChannel` sets while its last user removes the name.
+    pub(crate) handles: CachePadded<[AtomicU32; 3]>,
 }
 
 /// A subscriber's record: one per subscriber handle, on its own line pair, since its

@@ -32,9 +32,14 @@
 //! assert_eq!(b.recv().unwrap(), b"tick");
 //! ```
 
+#[cfg(not(loom))]
+mod channel;
 mod core;
 mod layout;
 mod mem;
+
+#[cfg(not(loom))]
+pub use channel::{BroadcastChannel, ChannelError};
 
 pub use layout::Overflow;
 
@@ -56,6 +61,9 @@ const KIND_BROADCAST: u32 = u32::from_le_bytes(*b"BCST");
 
 const PUBLISHERS: usize = 0;
 const SUBSCRIBERS: usize = 1;
+/// Index of the `closing` flag among the control block's handle words.
+#[cfg(not(loom))]
+const CLOSING: usize = 2;
 
 /// The sizes and policy of a broadcast ring, fixed when it is created.
 ///
@@ -168,6 +176,16 @@ pub fn channel(options: BroadcastOptions) -> Publisher {
 /// ```
 #[cfg(not(loom))]
 pub fn create(name: &str, options: BroadcastOptions) -> Result<Publisher, SegmentError> {
+    create_with(name, options, false)
+}
+
+/// [`create`], keeping the name when the creator's handle drops if `persist`.
+#[cfg(not(loom))]
+fn create_with(
+    name: &str,
+    options: BroadcastOptions,
+    persist: bool,
+) -> Result<Publisher, SegmentError> {
     let geo = options
         .geometry()
         .map_err(|reason| SegmentError::Incompatible {
@@ -184,7 +202,10 @@ pub fn create(name: &str, options: BroadcastOptions) -> Result<Publisher, Segmen
         Overflow::Backpressure => 1,
     };
     params[5] = geo.history as u64;
-    let segment = Segment::create(name, KIND_BROADCAST, params, geo.ring_len())?;
+    let mut segment = Segment::create(name, KIND_BROADCAST, params, geo.ring_len())?;
+    if persist {
+        segment.persist();
+    }
     attach(segment, geo)
 }
 

@@ -480,6 +480,15 @@ impl Segment {
         self.persisted = true;
     }
 
+    /// Removes this segment's name if it still names this segment's file (another
+    /// creator may have reused the name since), whoever created it; returns whether it
+    /// did. For a segment whose users agree among themselves on the last one out.
+    pub(crate) fn unlink_if_same(&self) -> bool {
+        let path = path_of(&self.name);
+        matches!(rustix::fs::stat(&path), Ok(st) if FileId::from_stat(&st) == self.file)
+            && rustix::fs::unlink(&path).is_ok()
+    }
+
     /// Removes the name `name`, whatever file it names. Processes that have it mapped
     /// keep working; later opens get [`SegmentError::NotFound`].
     ///
