@@ -69,7 +69,15 @@ pub(crate) struct Watch {
     /// When it was first seen held, in nanoseconds since `now_ns`'s epoch.
     #[cfg(not(loom))]
     since: AtomicU64,
+    /// When a `try_` call of this handle last asked about every participant.
+    #[cfg(not(loom))]
+    last_look: AtomicU64,
 }
+
+/// How often a handle whose `try_` calls keep finding nothing to do asks whether other
+/// participants died: the liveness slice of blocked calls.
+#[cfg(not(loom))]
+const LOOK_EVERY: Duration = crate::signal::LIVENESS_SLICE;
 
 #[cfg(not(loom))]
 fn now_ns() -> u64 {
@@ -94,6 +102,26 @@ impl Watch {
         #[cfg(loom)]
         {
             let _ = pos;
+            false
+        }
+    }
+
+    /// True at most once per [`LOOK_EVERY`]: time for a `try_` call that found nothing to
+    /// do to look for dead participants (whose handles would otherwise keep a ring
+    /// connected for ever), as a blocked call does at each liveness slice.
+    pub(crate) fn look_due(&self) -> bool {
+        #[cfg(not(loom))]
+        {
+            let now = now_ns();
+            let last = self.last_look.load(Ordering::Relaxed);
+            now.saturating_sub(last) >= LOOK_EVERY.as_nanos() as u64
+                && self
+                    .last_look
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+        }
+        #[cfg(loom)]
+        {
             false
         }
     }

@@ -39,7 +39,7 @@ mod layout;
 mod mem;
 
 #[cfg(not(loom))]
-pub use channel::{BroadcastChannel, ChannelError};
+pub use channel::{BroadcastChannel, ChannelError, ChannelReceiver, ChannelSender};
 
 pub use layout::Overflow;
 
@@ -408,7 +408,7 @@ impl Publisher {
                     Blocked::Held(pos, owner) if look || self.watch.held_too_long(pos) => {
                         self.core.reap(owner)
                     }
-                    _ if look => self.core.reap_all(),
+                    _ if look || self.watch.look_due() => self.core.reap_all(),
                     _ => false,
                 };
                 if reaped {
@@ -555,7 +555,7 @@ impl Publisher {
             if s == 0 || ahead(pos_of(s), pos) != 0 {
                 break;
             }
-            pos += 1;
+            pos = pos.wrapping_add(1);
         }
         pos
     }
@@ -644,7 +644,7 @@ impl Subscriber {
                     Blocked::Held(pos, owner) if look || self.watch.held_too_long(pos) => {
                         self.core.reap(owner)
                     }
-                    _ if look => self.core.reap_all(),
+                    _ if look || self.watch.look_due() => self.core.reap_all(),
                     _ => false,
                 };
                 if reaped {

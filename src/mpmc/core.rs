@@ -175,21 +175,28 @@ impl<T: Pod> Core<T> {
                         }
                     }))
                 }
-                // The hint is laps behind (a producer that slept between its claim and
-                // its hint store moved the hint back): every position up to the one this
-                // slot held a lap ago was claimed, so start after it.
                 ahead => pos = self.skip_laps(pos, ahead),
             }
         }
     }
 
-    /// The position after the one `pos`'s slot held a lap ago, given that the slot is
-    /// `ahead` (at least 2) laps past `pos`.
+    /// Where to look next when `pos`'s slot is `ahead` laps past `pos` (at least 2, or
+    /// modulo 2^46 at least 2 behind).
+    ///
+    /// Ahead: the hint is laps behind (a claimant that slept between its claim and its
+    /// hint store moved it back), and every position up to the one the slot held a lap
+    /// ago was claimed, so look after it. Behind: the hint is ahead of every claim, which
+    /// only a hostile or damaged hint can be; the slot's own lap is the truth, so look
+    /// from the position it holds now.
     #[inline]
     fn skip_laps(&self, pos: u64, ahead: u64) -> u64 {
         let cap = self.mem.geo.capacity as u64;
-        pos.wrapping_add((ahead - 1).wrapping_mul(cap))
-            .wrapping_add(1)
+        if ahead <= LAP_MASK / 2 {
+            pos.wrapping_add((ahead - 1).wrapping_mul(cap))
+                .wrapping_add(1)
+        } else {
+            pos.wrapping_sub(((LAP_MASK + 1) - ahead).wrapping_mul(cap))
+        }
     }
 
     /// Fills the slot this thread claimed at `pos` and publishes it.
@@ -252,9 +259,10 @@ impl<T: Pod> Core<T> {
                 (0, WRITING) => return Ok(Err(Blocked::Held(pos, owner_of(s)))),
                 // Another consumer holds it, or it was consumed: later.
                 (0, _) | (1, _) => pos = pos.wrapping_add(1),
+                // The previous lap's consumer is still reading it (slow, or dead): the
+                // others went round the rest of the ring, and nothing is ready here yet.
+                (LAP_MASK, READING) => return Ok(Err(Blocked::Held(pos, owner_of(s)))),
                 (LAP_MASK, _) => return Err(Corruption::new("mpmc slot is a lap behind the head")),
-                // As for producers: every position up to the one this slot held a lap
-                // ago was consumed.
                 (ahead, _) => pos = self.skip_laps(pos, ahead),
             }
         }

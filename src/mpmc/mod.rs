@@ -16,7 +16,9 @@
 //!   a consumer's half-read one is lost with it. Survivors that wait on such a slot
 //!   recover it within a few milliseconds: blocked calls when they next look (at least
 //!   every 100 ms), `try_` calls once they have found the same slot held for a
-//!   millisecond. See the module `core` and ARCHITECTURE.md.
+//!   millisecond. A dead process's handles stop counting once someone looks for dead
+//!   participants: blocked calls at every look, `try_` calls that find nothing to do at
+//!   most every 100 ms. See the module `core` and ARCHITECTURE.md.
 //! - **Untrusted memory.** Slot states are validated; a ring whose positions cannot add
 //!   up gives `Corrupt`, never an out-of-bounds access.
 //!
@@ -344,7 +346,7 @@ impl<T: Pod> Sender<T> {
                     Blocked::Held(pos, owner) if look || self.watch.held_too_long(pos) => {
                         self.core.reap(owner)
                     }
-                    _ if look => self.core.reap_all(),
+                    _ if look || self.watch.look_due() => self.core.reap_all(),
                     _ => false,
                 };
                 // What was repaired may have made room: look once more now.
@@ -466,7 +468,7 @@ impl<T: Pod> Receiver<T> {
                     Blocked::Held(pos, owner) if look || self.watch.held_too_long(pos) => {
                         self.core.reap(owner)
                     }
-                    _ if look => self.core.reap_all(),
+                    _ if look || self.watch.look_due() => self.core.reap_all(),
                     _ => false,
                 };
                 if reaped {
