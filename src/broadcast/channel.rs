@@ -239,18 +239,7 @@ impl BroadcastChannel {
     /// ```
     pub fn post_message(&mut self, bytes: &[u8]) -> Result<(), ChannelError> {
         let (publisher, _) = self.open.as_ref().ok_or(ChannelError::Closed)?;
-        let max = publisher.max_message() - ID_LEN;
-        if bytes.len() > max {
-            return Err(SendError::TooLarge {
-                len: bytes.len(),
-                max,
-            }
-            .into());
-        }
-        let mut message = Vec::with_capacity(ID_LEN + bytes.len());
-        message.extend_from_slice(&self.id.to_le_bytes());
-        message.extend_from_slice(bytes);
-        publisher.publish(&message)?;
+        publisher.publish(&framed(publisher, self.id, bytes)?)?;
         Ok(())
     }
 
@@ -316,22 +305,10 @@ impl BroadcastChannel {
     /// payload.
     fn recv_with(
         &mut self,
-        mut step: impl FnMut(&mut Subscriber) -> Result<usize, RecvError>,
+        step: impl FnMut(&mut Subscriber) -> Result<usize, RecvError>,
     ) -> Result<&[u8], ChannelError> {
-        let id = self.id;
         let (_, subscriber) = self.open.as_mut().ok_or(ChannelError::Closed)?;
-        loop {
-            step(subscriber)?;
-            let message = subscriber.buf.as_slice();
-            // A message too short for a sender id came from no channel object: skip it.
-            let Some((sender, _)) = message.split_first_chunk::<ID_LEN>() else {
-                continue;
-            };
-            if u64::from_le_bytes(*sender) != id {
-                break;
-            }
-        }
-        Ok(&subscriber.buf[ID_LEN..])
+        recv_from_others(self.id, subscriber, step)
     }
 
     /// Closes this object, like the web's `close()`: it receives nothing more, posting
@@ -352,34 +329,77 @@ impl BroadcastChannel {
         drop(subscriber);
         let core = publisher.core.clone();
         drop(publisher);
-        let ctrl = core.mem.ctrl();
-        // The total is exact unless a process died holding handles; then the records,
-        // once the dead are reaped, decide.
-        let nobody = |core: &super::Core| {
-            ctrl.handles[PUBLISHERS].load(Ordering::Acquire) == 0 || {
-                core.reap_all();
-                !core.has_publishers()
-            }
-        };
-        if !nobody(&core) {
-            return;
+        leave_ring(&core);
+    }
+
+    /// Splits this object into a sending and a receiving half, so that one thread can
+    /// wait for messages while others post. The halves act as the object did: messages
+    /// posted through the sender never reach the receiver, and once both halves have
+    /// dropped the object has left the channel (the last user removes the name).
+    ///
+    /// # Errors
+    /// [`ChannelError::Closed`] if the object was closed.
+    ///
+    /// # Example
+    /// ```
+    /// use ringport::broadcast::BroadcastChannel;
+    /// let name = format!("doc-split-{}", std::process::id());
+    /// let (tx, mut rx) = BroadcastChannel::new(&name)?.split()?;
+    /// let mut other = BroadcastChannel::new(&name)?;
+    /// std::thread::spawn(move || tx.post_message(b"from the sending half").unwrap());
+    /// assert_eq!(other.recv()?, b"from the sending half");
+    /// other.post_message(b"reply")?;
+    /// assert_eq!(rx.recv()?, b"reply");
+    /// # Ok::<(), ringport::broadcast::ChannelError>(())
+    /// ```
+    pub fn split(mut self) -> Result<(ChannelSender, ChannelReceiver), ChannelError> {
+        let (publisher, subscriber) = self.open.take().ok_or(ChannelError::Closed)?;
+        let ring = std::sync::Arc::new(RingUse(publisher.core.clone()));
+        Ok((
+            ChannelSender {
+                publisher,
+                id: self.id,
+                _ring: ring.clone(),
+            },
+            ChannelReceiver {
+                subscriber,
+                id: self.id,
+                _ring: ring,
+            },
+        ))
+    }
+}
+
+/// Leaves the ring of `core` once this object's publisher and subscriber have dropped:
+/// if no publisher is left, removes the name (see the module's notes on joiners).
+fn leave_ring(core: &super::Core) {
+    let ctrl = core.mem.ctrl();
+    // The total is exact unless a process died holding handles; then the records,
+    // once the dead are reaped, decide.
+    let nobody = |core: &super::Core| {
+        ctrl.handles[PUBLISHERS].load(Ordering::Acquire) == 0 || {
+            core.reap_all();
+            !core.has_publishers()
         }
-        let flag = &ctrl.handles[CLOSING];
-        if flag
-            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return;
+    };
+    if !nobody(core) {
+        return;
+    }
+    let flag = &ctrl.handles[CLOSING];
+    if flag
+        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
+    // A joiner that registered before the flag went up is seen here; one that
+    // registers after it sees the flag and starts over.
+    if nobody(core) {
+        if let Some(segment) = core.mem.segment() {
+            segment.unlink_if_same();
         }
-        // A joiner that registered before the flag went up is seen here; one that
-        // registers after it sees the flag and starts over.
-        if nobody(&core) {
-            if let Some(segment) = core.mem.segment() {
-                segment.unlink_if_same();
-            }
-        } else {
-            flag.store(0, Ordering::Release);
-        }
+    } else {
+        flag.store(0, Ordering::Release);
     }
 }
 
@@ -391,4 +411,245 @@ impl Drop for BroadcastChannel {
 
 fn closing(publisher: &Publisher) -> &AtomicU32 {
     &publisher.core.mem.ctrl().handles[CLOSING]
+}
+
+/// `bytes` behind this object's id, checked against the ring's maximum less the id.
+fn framed(publisher: &Publisher, id: u64, bytes: &[u8]) -> Result<Vec<u8>, ChannelError> {
+    let max = publisher.max_message() - ID_LEN;
+    if bytes.len() > max {
+        return Err(SendError::TooLarge {
+            len: bytes.len(),
+            max,
+        }
+        .into());
+    }
+    let mut message = Vec::with_capacity(ID_LEN + bytes.len());
+    message.extend_from_slice(&id.to_le_bytes());
+    message.extend_from_slice(bytes);
+    Ok(message)
+}
+
+/// Receives with `step` until a message from an object other than `id` arrives, and
+/// lends its payload.
+fn recv_from_others(
+    id: u64,
+    subscriber: &mut Subscriber,
+    mut step: impl FnMut(&mut Subscriber) -> Result<usize, RecvError>,
+) -> Result<&[u8], ChannelError> {
+    loop {
+        step(subscriber)?;
+        let message = subscriber.buf.as_slice();
+        // A message too short for a sender id came from no channel object: skip it.
+        let Some((sender, _)) = message.split_first_chunk::<ID_LEN>() else {
+            continue;
+        };
+        if u64::from_le_bytes(*sender) != id {
+            break;
+        }
+    }
+    Ok(&subscriber.buf[ID_LEN..])
+}
+
+/// The ring that the halves of a split object share: when the second half drops (after
+/// its publisher or subscriber, declared before it), the object leaves the ring.
+struct RingUse(super::Core);
+
+impl Drop for RingUse {
+    fn drop(&mut self) {
+        leave_ring(&self.0);
+    }
+}
+
+/// The sending half of a [`BroadcastChannel`] made by [`split`](BroadcastChannel::split).
+/// It posts through `&self`, so threads can share it.
+///
+/// # Example
+/// ```
+/// use ringport::broadcast::BroadcastChannel;
+/// let name = format!("doc-sender-{}", std::process::id());
+/// let (tx, _rx) = BroadcastChannel::new(&name)?.split()?;
+/// let mut other = BroadcastChannel::new(&name)?;
+/// std::thread::scope(|s| {
+///     s.spawn(|| tx.post_message(b"one").unwrap());
+///     s.spawn(|| tx.post_message(b"two").unwrap());
+/// });
+/// let mut got = [other.recv()?.to_vec(), other.recv()?.to_vec()];
+/// got.sort();
+/// assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
+/// # Ok::<(), ringport::broadcast::ChannelError>(())
+/// ```
+pub struct ChannelSender {
+    publisher: Publisher,
+    id: u64,
+    _ring: std::sync::Arc<RingUse>,
+}
+
+impl std::fmt::Debug for ChannelSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelSender").finish_non_exhaustive()
+    }
+}
+
+impl ChannelSender {
+    /// The longest message this half posts: the ring's maximum less the 8-byte id.
+    ///
+    /// # Example
+    /// ```
+    /// let name = format!("doc-sender-max-{}", std::process::id());
+    /// let (tx, _rx) = ringport::broadcast::BroadcastChannel::new(&name)?.split()?;
+    /// assert_eq!(tx.max_message(), 4096);
+    /// # Ok::<(), ringport::broadcast::ChannelError>(())
+    /// ```
+    pub fn max_message(&self) -> usize {
+        self.publisher.max_message() - ID_LEN
+    }
+
+    /// As [`BroadcastChannel::post_message`].
+    ///
+    /// # Errors
+    /// [`ChannelError::Send`] with `TooLarge`, or under backpressure whatever waiting for
+    /// the slowest subscriber gives.
+    ///
+    /// # Example
+    /// ```
+    /// let name = format!("doc-sender-post-{}", std::process::id());
+    /// let (tx, _rx) = ringport::broadcast::BroadcastChannel::new(&name)?.split()?;
+    /// tx.post_message(b"to nobody")?;
+    /// # Ok::<(), ringport::broadcast::ChannelError>(())
+    /// ```
+    pub fn post_message(&self, bytes: &[u8]) -> Result<(), ChannelError> {
+        self.publisher
+            .publish(&framed(&self.publisher, self.id, bytes)?)?;
+        Ok(())
+    }
+
+    /// Posts `bytes` if it can without waiting (it always can under overwrite).
+    ///
+    /// # Errors
+    /// As [`post_message`](Self::post_message), and `Send(Full)` under backpressure when
+    /// the slowest subscriber is a ring behind.
+    ///
+    /// # Example
+    /// ```
+    /// let name = format!("doc-sender-try-{}", std::process::id());
+    /// let (tx, _rx) = ringport::broadcast::BroadcastChannel::new(&name)?.split()?;
+    /// tx.try_post_message(b"now")?;
+    /// # Ok::<(), ringport::broadcast::ChannelError>(())
+    /// ```
+    pub fn try_post_message(&self, bytes: &[u8]) -> Result<(), ChannelError> {
+        self.publisher
+            .try_publish(&framed(&self.publisher, self.id, bytes)?)?;
+        Ok(())
+    }
+
+    /// Posts `bytes`, waiting at most `timeout` for room (backpressure only).
+    ///
+    /// # Errors
+    /// As [`post_message`](Self::post_message), and `Send(Timeout)`.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// let name = format!("doc-sender-timeout-{}", std::process::id());
+    /// let (tx, _rx) = ringport::broadcast::BroadcastChannel::new(&name)?.split()?;
+    /// tx.post_message_timeout(b"soon", Duration::from_secs(1))?;
+    /// # Ok::<(), ringport::broadcast::ChannelError>(())
+    /// ```
+    pub fn post_message_timeout(
+        &self,
+        bytes: &[u8],
+        timeout: Duration,
+    ) -> Result<(), ChannelError> {
+        self.publisher
+            .publish_timeout(&framed(&self.publisher, self.id, bytes)?, timeout)?;
+        Ok(())
+    }
+}
+
+/// The receiving half of a [`BroadcastChannel`] made by
+/// [`split`](BroadcastChannel::split): it receives what other objects post, never what
+/// its own sending half posts.
+///
+/// # Example
+/// ```
+/// use ringport::broadcast::BroadcastChannel;
+/// let name = format!("doc-receiver-{}", std::process::id());
+/// let (tx, mut rx) = BroadcastChannel::new(&name)?.split()?;
+/// let mut other = BroadcastChannel::new(&name)?;
+/// tx.post_message(b"mine")?;
+/// other.post_message(b"theirs")?;
+/// assert_eq!(rx.recv()?, b"theirs");
+/// # Ok::<(), ringport::broadcast::ChannelError>(())
+/// ```
+pub struct ChannelReceiver {
+    subscriber: Subscriber,
+    id: u64,
+    _ring: std::sync::Arc<RingUse>,
+}
+
+impl std::fmt::Debug for ChannelReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelReceiver").finish_non_exhaustive()
+    }
+}
+
+impl ChannelReceiver {
+    /// As [`BroadcastChannel::recv`].
+    ///
+    /// # Errors
+    /// [`ChannelError::Recv`] with `Lagged(n)` under overwrite, `Corrupt`.
+    ///
+    /// # Example
+    /// ```
+    /// let name = format!("doc-receiver-recv-{}", std::process::id());
+    /// let (_tx, mut rx) = ringport::broadcast::BroadcastChannel::new(&name)?.split()?;
+    /// let mut other = ringport::broadcast::BroadcastChannel::new(&name)?;
+    /// other.post_message(b"x")?;
+    /// assert_eq!(rx.recv()?, b"x");
+    /// # Ok::<(), ringport::broadcast::ChannelError>(())
+    /// ```
+    pub fn recv(&mut self) -> Result<&[u8], ChannelError> {
+        recv_from_others(self.id, &mut self.subscriber, |s| s.recv().map(|m| m.len()))
+    }
+
+    /// As [`BroadcastChannel::try_recv`].
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), and `Recv(Empty)`.
+    ///
+    /// # Example
+    /// ```
+    /// let name = format!("doc-receiver-try-{}", std::process::id());
+    /// let (_tx, mut rx) = ringport::broadcast::BroadcastChannel::new(&name)?.split()?;
+    /// assert!(rx.try_recv().is_err());
+    /// # Ok::<(), ringport::broadcast::ChannelError>(())
+    /// ```
+    pub fn try_recv(&mut self) -> Result<&[u8], ChannelError> {
+        recv_from_others(self.id, &mut self.subscriber, |s| {
+            s.try_recv().map(|m| m.len())
+        })
+    }
+
+    /// As [`BroadcastChannel::recv_timeout`].
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), and `Recv(Timeout)`.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// let name = format!("doc-receiver-timeout-{}", std::process::id());
+    /// let (_tx, mut rx) = ringport::broadcast::BroadcastChannel::new(&name)?.split()?;
+    /// assert!(rx.recv_timeout(Duration::from_millis(1)).is_err());
+    /// # Ok::<(), ringport::broadcast::ChannelError>(())
+    /// ```
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<&[u8], ChannelError> {
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        recv_from_others(self.id, &mut self.subscriber, |s| {
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(std::time::Instant::now())
+            });
+            s.recv_timeout(left).map(|m| m.len())
+        })
+    }
 }

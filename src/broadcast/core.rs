@@ -118,6 +118,9 @@ impl Core {
                 w[0].store(state(pos, COMMITTED, 0), Ordering::Release);
                 advance(&ctrl.tail, pos);
                 ctrl.data.notify(self.scope());
+                // A publisher that found this slot `Held` on its way to the next lap
+                // sleeps on `space`, and only this commit frees the slot for it.
+                ctrl.space.notify(self.scope());
                 return Ok(Ok(pos));
             }
             if s != 0 && d == 0 {
@@ -149,7 +152,11 @@ impl Core {
             return true;
         }
         let lowest = self.lowest_cursor();
-        room.store(lowest, Ordering::Relaxed);
+        // A subscriber that joins later starts at `pos - history` or after, maybe below
+        // every cursor found now (or there is none yet): the cache promises no more room
+        // than such a joiner leaves.
+        let history = self.mem.geo.history as u64;
+        room.store(lowest.min(pos.saturating_sub(history)), Ordering::Relaxed);
         lowest >= need
     }
 
@@ -160,8 +167,13 @@ impl Core {
             .iter()
             .filter(|r| r.token.load(Ordering::Acquire) != 0)
             // Acquire: the subscriber's reads of what it passed happen before a
-            // publisher overwrites it.
-            .map(|r| r.cursor.load(Ordering::Acquire))
+            // publisher overwrites it. A claimed record still showing the vacant cursor
+            // belongs to a subscriber that is joining (or leaving) and has not stored its
+            // start yet: hold publishers back until it has (it wakes them when it does).
+            .map(|r| match r.cursor.load(Ordering::Acquire) {
+                u64::MAX => 0,
+                cursor => cursor,
+            })
             .min()
             .unwrap_or(u64::MAX)
     }
@@ -225,7 +237,8 @@ impl Core {
                 .max(c.wrapping_add(d).wrapping_add(1));
             let oldest = newest.saturating_sub(cap).max(c.wrapping_add(1));
             *cursor = oldest;
-            return Ok(Err(Blocked::Lagged(oldest - start)));
+            // Wrapping: a hostile tail hint can put the cursor at the end of the range.
+            return Ok(Err(Blocked::Lagged(oldest.wrapping_sub(start))));
         }
     }
 

@@ -441,7 +441,8 @@ impl Publisher {
     ///
     /// # Errors
     /// [`SendError::Full`] when, under backpressure, the slowest subscriber is a ring
-    /// behind; [`SendError::TooLarge`], [`SendError::Corrupt`].
+    /// behind, or (under either policy) when the slot it needs is still being written
+    /// by another publisher a lap earlier; [`SendError::TooLarge`], [`SendError::Corrupt`].
     ///
     /// # Example
     /// ```
