@@ -62,6 +62,8 @@ pub mod process;
 mod region;
 pub mod ring;
 #[cfg(not(loom))]
+pub mod rpc;
+#[cfg(not(loom))]
 pub mod segment;
 mod participants;
 mod signal;

@@ -638,6 +638,31 @@ impl MessagePort {
     /// assert_eq!(b.recv().err(), Some(ringport::RecvError::Disconnected));
     /// ```
     pub fn close(self) {}
+
+    /// Splits the port into its sending and its receiving half, so that one thread can
+    /// wait for frames while others send. The halves are the two rings' ends: dropping
+    /// the sender does what closing does to the other side's receives (it drains, then
+    /// sees [`RecvError::Disconnected`]); dropping the receiver makes the other side's
+    /// sends fail with [`SendError::Disconnected`].
+    ///
+    /// # Example
+    /// ```
+    /// let ch = ringport::MessageChannel::new();
+    /// let (mut tx, mut rx) = ch.port1.split();
+    /// let mut peer = ch.port2;
+    /// let echo = std::thread::spawn(move || {
+    ///     while let Ok(n) = peer.recv_with(|f| f.len()) {
+    ///         peer.post_message(&vec![0; n]).unwrap();
+    ///     }
+    /// });
+    /// tx.send(b"four").unwrap();
+    /// assert_eq!(rx.recv().unwrap().len(), 4);
+    /// drop(tx);
+    /// echo.join().unwrap();
+    /// ```
+    pub fn split(self) -> (FrameProducer, FrameConsumer) {
+        (self.tx, self.rx)
+    }
 }
 
 /// One end of a channel of `T: Pod` values. Dropping it closes it.
