@@ -54,6 +54,7 @@ pub mod atomics;
 pub mod broadcast;
 mod error;
 pub mod mpmc;
+mod participants;
 #[cfg(not(loom))]
 mod port;
 #[cfg(not(loom))]
@@ -65,7 +66,6 @@ pub mod ring;
 pub mod rpc;
 #[cfg(not(loom))]
 pub mod segment;
-mod participants;
 mod signal;
 pub mod state;
 mod sync;

@@ -14,7 +14,10 @@
 //! `--cfg ringport_mutant="signal_no_fence"`.
 //!
 //! Wakeups are level-triggered and coalesced: one epoch bump and one `FUTEX_WAKE` per
-//! notify that finds a sleeper, however many messages it covers.
+//! notify that finds a sleeper armed, however many messages it covers. Each sleeper arms
+//! the signal when it announces itself, and the first notifier to see it armed disarms it
+//! and wakes everyone; later notifies make no syscall until a sleeper arms it again, so
+//! a burst of messages costs one wake, not one per message until the sleeper runs.
 
 use crate::atomics::{self, Scope};
 use crate::sync::{fence, AtomicU32, Ordering};
@@ -34,6 +37,13 @@ pub(crate) struct Signal {
     /// Only ever read to decide whether to wake; a hostile value costs a spurious
     /// syscall or a missed wake of a hostile sleeper, never memory safety.
     waiters: AtomicU32,
+    /// 1 from a sleeper's announcement until a notifier takes it (swaps it to 0) and
+    /// wakes everyone. A sleeper woken but not yet running still counts in `waiters`;
+    /// without this flag every notify until it runs would make another wake syscall.
+    /// A sleeper sets it again on each announcement, so one that missed the wake it was
+    /// part of re-arms before it sleeps again. A hostile value costs a wake or delays one
+    /// until the sleeper's liveness slice, as a hostile `waiters` can.
+    armed: AtomicU32,
 }
 
 /// The notifier's half of the store-load pair: a compiler fence where the waiters pay for
@@ -71,9 +81,16 @@ impl Signal {
     #[inline]
     pub(crate) fn notify(&self, scope: Scope) {
         notifier_fence();
-        if self.waiters.load(Ordering::Relaxed) != 0 {
+        if self.waiters.load(Ordering::Relaxed) != 0 && self.take_armed() {
             self.wake(scope);
         }
+    }
+
+    /// Takes the flag a sleeper armed: true for exactly one notifier after each
+    /// announcement (a swap, and only when somebody waits, so never on the fast path).
+    #[inline]
+    fn take_armed(&self) -> bool {
+        self.armed.swap(0, Ordering::Relaxed) != 0
     }
 
     #[cold]
@@ -108,9 +125,21 @@ impl Signal {
             if let Some(r) = check(due) {
                 return Some(r);
             }
-            self.waiters.fetch_add(1, Ordering::Relaxed);
-            waiter_fence(scope);
+            // The epoch is read before announcing, so that a notify that takes this
+            // announcement's arming bumps it afterwards, and the sleep below then returns
+            // at once. Read after, it could come back already bumped by a notify for a
+            // condition consumed before this round: the check would rightly fail, the
+            // sleep would not return, and the notify that matters would find the signal
+            // disarmed. (Loom finds that lost wakeup in the broadcast backpressure model.)
             let epoch = self.epoch.load(Ordering::Acquire);
+            self.waiters.fetch_add(1, Ordering::Relaxed);
+            // A swap rather than a store: arming is a read-modify-write like the
+            // notifiers' disarming, so the two are totally ordered on the word (loom, with
+            // a plain store here, lets a notifier's swap and this arming pass each other).
+            if !cfg!(ringport_mutant = "signal_no_arm") {
+                self.armed.swap(1, Ordering::Relaxed);
+            }
+            waiter_fence(scope);
             if let Some(r) = check(false) {
                 self.waiters.fetch_sub(1, Ordering::Relaxed);
                 return Some(r);
