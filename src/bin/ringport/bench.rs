@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Run only rows whose name contains SUBSTRING (repeatable). The floors and rtrb rows
-    /// the selected rows are compared with run too.
+    /// the selected rows are compared with run too. The MPMC scaling run (1 to 8
+    /// producers and consumers, for machines of 16 CPUs) is left out of the default run:
+    /// `--only mpmc-scaling` runs it.
     #[arg(long = "only", value_name = "SUBSTRING")]
     only: Vec<String>,
     /// List the rows and what each compares with, then exit.
@@ -27,12 +29,13 @@ pub struct BenchArgs {
     json: bool,
     /// Messages per single-u64 throughput row; batched rows send 4 times as many, slow
     /// peers a sixth, frame rows an eighth (64 B) or a fortieth (4 KiB); shared-state
-    /// read rows read a fortieth.
+    /// read rows read a fortieth; MPMC rows send and fan-out rows deliver a two-hundredth
+    /// (the MPMC scaling rows send a fortieth).
     #[arg(long, value_name = "N")]
     messages: Option<u64>,
     /// Recorded round trips per busy round-trip row; rows whose sides sleep do 1/300;
     /// shared-state rows time 1/100 as many batches of 256 operations, or 1/600 as many
-    /// wake-ups.
+    /// wake-ups; broadcast publish-time rows 1/1000 as many batches of 256 publishes.
     #[arg(long, value_name = "N")]
     rounds: Option<u64>,
     /// A smoke run of about 15 seconds: a fifth of the default sizes.
@@ -47,6 +50,14 @@ pub struct BenchArgs {
 const MESSAGES: u64 = 200_000_000;
 /// Default `--rounds`.
 const ROUNDS: u64 = 3_000_000;
+/// The MPMC rows send this fraction of `--messages`: several threads on one ring, often
+/// more than there are CPUs, and peers an order of magnitude slower than an SPSC ring.
+const MPMC_SHARE: u64 = 200;
+/// The opt-in MPMC scaling rows send this fraction of `--messages`: a machine of many CPUs
+/// moves tens of millions a second.
+const SCALING_SHARE: u64 = 40;
+/// The fan-out rows deliver this fraction of `--messages`, all subscribers together.
+const FANOUT_SHARE: u64 = 200;
 
 /// How much one row sends.
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +90,10 @@ impl Plan {
             Size::Ops => (rounds / 100, 0),
             Size::Reads => (messages / 40, 0),
             Size::Wakes => (rounds / 600, 0),
+            Size::Mpmc => (messages / MPMC_SHARE, 0),
+            Size::MpmcScaling => (messages / SCALING_SHARE, 0),
+            Size::Fanout(subscribers) => (messages / (FANOUT_SHARE * subscribers as u64), 0),
+            Size::Publishes => (rounds / 1000, 0),
         };
         if size.is_latency() {
             let count = count.max(1);
@@ -92,7 +107,11 @@ impl Plan {
         // Runs send in chunks of 256; whole chunks keep every run's count exact.
         let count = (count / TRIALS).next_multiple_of(256).max(256);
         Plan {
-            warm: (count / 10).next_multiple_of(256),
+            warm: if size.times_whole_runs() {
+                0
+            } else {
+                (count / 10).next_multiple_of(256)
+            },
             count,
             frame,
             trials: TRIALS,
@@ -111,6 +130,11 @@ pub struct Measured {
     /// Operations per second the other side completed meanwhile, where it works on its
     /// own rather than answering (the writer beside a reader).
     pub peer_rate: Option<f64>,
+    /// Threads that worked in the row, where its harness counts them (rows of many threads).
+    pub threads: Option<usize>,
+    /// Messages subscribers lost to lags, all runs and subscribers together, in rows
+    /// whose path may overwrite.
+    pub lost: Option<u64>,
 }
 
 /// A row's measurement proper.
@@ -136,6 +160,8 @@ impl Measured {
             futex,
             pinned,
             peer_rate: None,
+            threads: None,
+            lost: None,
         }
     }
 
@@ -146,6 +172,8 @@ impl Measured {
             futex,
             pinned,
             peer_rate: None,
+            threads: None,
+            lost: None,
         }
     }
 
@@ -157,6 +185,22 @@ impl Measured {
         }
     }
 
+    /// The result of a row of `threads` threads.
+    pub fn with_threads(self, threads: usize) -> Measured {
+        Measured {
+            threads: Some(threads),
+            ..self
+        }
+    }
+
+    /// The result with the messages subscribers lost to lags.
+    pub fn with_lost(self, lost: u64) -> Measured {
+        Measured {
+            lost: Some(lost),
+            ..self
+        }
+    }
+
     /// A throughput row's result.
     pub fn throughput(runs: Vec<(u64, u64)>, futex: u64, pinned: bool) -> Measured {
         Measured {
@@ -164,6 +208,8 @@ impl Measured {
             futex,
             pinned,
             peer_rate: None,
+            threads: None,
+            lost: None,
         }
     }
 }
@@ -218,19 +264,32 @@ impl Ctx<'_> {
         E: Send + 'static,
         R: Send + 'static,
     {
-        let cpu = self.cpus.b();
+        let mut end = end;
+        self.spawn_on(self.cpus.b(), "peer", move || f(&mut end))
+    }
+
+    /// Runs `f` on a thread named `role`, pinned to `cpu`; an error there aborts the run
+    /// (see [`spawn_peer`](Self::spawn_peer)).
+    pub fn spawn_on<R: Send + 'static>(
+        &self,
+        cpu: Option<usize>,
+        role: &str,
+        f: impl FnOnce() -> Result<R> + Send + 'static,
+    ) -> Peer<R> {
         let row = self.scenario.name;
+        let who = role.to_owned();
         let handle = std::thread::Builder::new()
-            .name("peer".into())
+            .name(role.into())
             .spawn(move || {
                 let pinned = pin_current(cpu);
-                let mut end = end;
-                match f(&mut end) {
+                match f() {
                     Ok(r) => (r, pinned),
-                    Err(e) => watchdog::abort(&format!("{row} (peer thread): {e}")),
+                    Err(e) => watchdog::abort(&format!("{row} ({who} thread): {e}")),
                 }
             })
-            .unwrap_or_else(|e| watchdog::abort(&format!("{row}: spawning the peer thread: {e}")));
+            .unwrap_or_else(|e| {
+                watchdog::abort(&format!("{row}: spawning the {role} thread: {e}"))
+            });
         Peer { handle }
     }
 
@@ -300,7 +359,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
             "[{:>2}/{}] {}",
             index + 1,
             selected.len(),
-            report::progress_line(&row, &rows)
+            report::progress_line(&row, &rows, cpus.count())
         );
         rows.push(row);
     }
@@ -338,6 +397,9 @@ mod tests {
             Size::Frames(64),
             Size::Frames(4096),
             Size::Reads,
+            Size::Mpmc,
+            Size::MpmcScaling,
+            Size::Fanout(8),
         ] {
             for messages in [1, 1000, MESSAGES, MESSAGES / 5 + 3] {
                 let p = Plan::new(size, messages, ROUNDS);
@@ -363,5 +425,21 @@ mod tests {
         assert_eq!((p.warm, p.count, p.trials), (500, 5_000, 1));
         let p = Plan::new(Size::Ops, MESSAGES, 1);
         assert_eq!((p.warm, p.count), (100, 1));
+        let p = Plan::new(Size::Publishes, MESSAGES, ROUNDS);
+        assert_eq!((p.count, p.trials), (3_000, 1));
+    }
+
+    #[test]
+    fn rows_of_many_threads_time_whole_runs() {
+        let p = Plan::new(Size::Mpmc, MESSAGES, ROUNDS);
+        assert_eq!(p.warm, 0);
+        assert!((p.count * p.trials).abs_diff(MESSAGES / MPMC_SHARE) < 256 * 5);
+        // Fewer messages to more subscribers: the same deliveries.
+        for subscribers in [1, 2, 4, 8] {
+            let p = Plan::new(Size::Fanout(subscribers), MESSAGES, ROUNDS);
+            let deliveries = p.count * p.trials * subscribers as u64;
+            assert_eq!(p.warm, 0);
+            assert!(deliveries.abs_diff(MESSAGES / FANOUT_SHARE) < 256 * 5 * 8);
+        }
     }
 }

@@ -2,16 +2,19 @@
 //!
 //! `ringport bench` measures ringport's rings and ports against the floors of the machine
 //! (cache lines bounced between two CPUs, a futex both sides sleep on) and against peer
-//! queues, and its shared state table against std maps, all in one invocation, and prints
-//! each row's ratio to its reference. See `ringport bench --help` and `--list`.
+//! queues, its MPMC and broadcast rings against peer queues and channels, and its shared
+//! state table against std maps, all in one invocation, and prints each row's ratio to
+//! its reference. See `ringport bench --help` and `--list`.
 //!
 //! Layout: [`scenarios`] is the registry of rows; [`bench`] runs a selection of them;
 //! [`rtt`] and [`tput`] are the generic round-trip and throughput harnesses, fed by the
-//! transports in [`links`], [`floor`], [`ipc`] and [`streams`]; [`state`] has the shared
-//! state table's rows, with harnesses of their own; [`child`] is the re-exec protocol of
-//! cross-process rows; [`machine`] measures how much other processes disturbed each row;
-//! [`watchdog`] turns every failure or hang into a loud exit that leaves no child and no
-//! name behind; [`report`] prints the results.
+//! transports in [`links`], [`floor`], [`ipc`] and [`streams`]; [`queues`] has the MPMC
+//! rows (producers and consumers on one queue), [`fanout`] the broadcast rows (one
+//! publisher, many subscribers), [`requests`] the request/response rows and [`state`] the
+//! shared state table's rows, each with harnesses of their own; [`child`] is the re-exec protocol of cross-process rows;
+//! [`machine`] measures how much other processes disturbed each row; [`watchdog`] turns
+//! every failure or hang into a loud exit that leaves no child and no name behind;
+//! [`report`] prints the results.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -19,12 +22,15 @@
 
 mod bench;
 mod child;
+mod fanout;
 mod floor;
 mod ipc;
 mod links;
 mod machine;
 mod pin;
+mod queues;
 mod report;
+mod requests;
 mod rtt;
 mod scenarios;
 mod shm;

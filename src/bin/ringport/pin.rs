@@ -3,6 +3,8 @@
 //! Unpinned, the scheduler may put both sides on one CPU (a round trip then measures
 //! context switches) or migrate them mid-row; either makes numbers meaningless. The
 //! measuring side (main thread or parent process) runs on `a`, the other side on `b`.
+//! Rows of more threads (MPMC, fan-out) spread them over every allowed CPU in turn; with
+//! more threads than CPUs they share, and the report says the row was oversubscribed.
 
 use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
 
@@ -13,6 +15,8 @@ pub struct Cpus {
     pub pair: Option<(usize, usize)>,
     /// Why there is no pair, or what went wrong pinning; empty when all is well.
     pub problem: String,
+    /// Every CPU this process was allowed when the run began, in order.
+    pub all: Vec<usize>,
 }
 
 impl Cpus {
@@ -24,20 +28,50 @@ impl Cpus {
                 return Cpus {
                     pair: None,
                     problem: format!("sched_getaffinity failed ({e}); sides not pinned"),
+                    all: Vec::new(),
                 }
             }
         };
-        let mut cpus = (0..CpuSet::MAX_CPU).filter(|&c| allowed.is_set(c));
-        match (cpus.next(), cpus.next()) {
-            (Some(a), Some(b)) => Cpus {
+        let all: Vec<usize> = (0..CpuSet::MAX_CPU)
+            .filter(|&c| allowed.is_set(c))
+            .collect();
+        match *all.as_slice() {
+            [a, b, ..] => Cpus {
                 pair: Some((a, b)),
                 problem: String::new(),
+                all,
             },
             _ => Cpus {
                 pair: None,
                 problem: "fewer than 2 CPUs allowed; sides not pinned".to_owned(),
+                all,
             },
         }
+    }
+
+    /// How many CPUs the rows' threads share: the allowed ones, or what the system
+    /// reports where affinity could not be read.
+    pub fn count(&self) -> usize {
+        if self.all.is_empty() {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.all.len()
+        }
+    }
+
+    /// The CPU of worker `k` of a row whose threads take every CPU in turn, none where
+    /// there is no pair to spread over.
+    pub fn worker(&self, k: usize) -> Option<usize> {
+        self.pair?;
+        Some(self.all[k % self.all.len()])
+    }
+
+    /// The CPU of worker `k` beside a measuring thread on [`a`](Self::a): every other
+    /// CPU in turn, so that the measuring thread keeps its own.
+    pub fn beside_a(&self, k: usize) -> Option<usize> {
+        self.pair?;
+        let others = &self.all[1..];
+        Some(others[k % others.len()])
     }
 
     /// The measuring side's CPU.

@@ -3,11 +3,14 @@
 //!
 //! The shared state's rows (`state/...`) get tables of their own: their latencies are
 //! nanoseconds per operation or one-way wake-ups rather than round trips, and their
-//! throughput counts reads.
+//! throughput counts reads. So do the MPMC rows (`mpmc/...`, `mpmc-scaling/...`), whose
+//! threads may outnumber the CPUs, and the broadcast rows (`broadcast/...`), whose
+//! throughput counts deliveries and whose subscribers may lose messages to lags.
 
 use crate::bench::{Measured, Numbers, Plan};
 use crate::pin::Cpus;
-use crate::scenarios::{Scenario, FRAME_RING, SLOTS};
+use crate::scenarios::{Scenario, FRAME_RING, SCALING, SLOTS};
+use crate::state::BATCH;
 use crate::tput::TRIALS;
 use ringport::ring::PodRing;
 use serde_json::json;
@@ -37,6 +40,10 @@ pub struct Row {
     pub others: Option<f64>,
     /// Operations per second of a side that works on its own beside the measured one.
     pub peer_rate: Option<f64>,
+    /// Threads that worked in the row, where its harness counts them (rows of many threads).
+    pub threads: Option<usize>,
+    /// Messages subscribers lost to lags, where the path may overwrite.
+    pub lost: Option<u64>,
 }
 
 /// A row's numbers.
@@ -97,6 +104,21 @@ pub enum Stats {
 /// Whether `name` is a row of the shared state, reported in tables of its own.
 fn is_state(name: &str) -> bool {
     name.starts_with("state/")
+}
+
+/// Whether `name` is an MPMC row, reported in a table of its own.
+fn is_mpmc(name: &str) -> bool {
+    name.starts_with("mpmc/") || name.starts_with("mpmc-scaling/")
+}
+
+/// Whether `name` is a broadcast row, reported in tables of their own.
+fn is_broadcast(name: &str) -> bool {
+    name.starts_with("broadcast/")
+}
+
+/// Whether `name` is a row of one producer and one consumer (or a round trip).
+fn is_pair(name: &str) -> bool {
+    !is_state(name) && !is_mpmc(name) && !is_broadcast(name)
 }
 
 impl Row {
@@ -161,7 +183,26 @@ impl Row {
             wall,
             others,
             peer_rate: m.peer_rate,
+            threads: m.threads,
+            lost: m.lost,
         }
+    }
+
+    /// Whether the row ran more threads than the machine's `cpus`.
+    pub fn oversubscribed(&self, cpus: usize) -> bool {
+        self.threads.is_some_and(|t| t > cpus)
+    }
+
+    /// The share of messages subscribers lost to lags, of all they received or lost.
+    fn lost_share(&self) -> Option<f64> {
+        let lost = self.lost?;
+        let due = match self.stats {
+            // Throughput rows count what was delivered.
+            Stats::Throughput { messages, .. } => messages + lost,
+            // Publish-time rows: every subscriber was due every message published.
+            _ => self.messages_sent() * (self.threads? as u64).saturating_sub(1),
+        };
+        Some(lost as f64 / due.max(1) as f64)
     }
 
     /// One-way messages the row sent, warm-up included (a round trip is two), or
@@ -211,6 +252,9 @@ impl Row {
             Stats::Latency { p50, .. } => (p50 as f64, "ns"),
             Stats::PerOp { p50, .. } => (p50, "ns/op"),
             Stats::Throughput { .. } if is_state(self.name) => (self.metric() / 1e6, "M reads/s"),
+            Stats::Throughput { .. } if is_broadcast(self.name) => {
+                (self.metric() / 1e6, "M deliveries/s")
+            }
             Stats::Throughput { .. } => (self.metric() / 1e6, "M msg/s"),
         }
     }
@@ -315,8 +359,9 @@ fn ratio_cell(row: &Row, rows: &[Row]) -> String {
 /// A share of CPU time taken by other processes above which a row's numbers are flagged.
 const NOISY: f64 = 0.05;
 
-/// The progress line of a row that just finished; `done` are the rows before it.
-pub fn progress_line(row: &Row, done: &[Row]) -> String {
+/// The progress line of a row that just finished on a machine of `cpus` CPUs; `done`
+/// are the rows before it.
+pub fn progress_line(row: &Row, done: &[Row], cpus: usize) -> String {
     let numbers = match row.stats {
         Stats::Latency { p50, p99, p999, .. } => {
             format!("p50 {p50} ns, p99 {p99} ns, p99.9 {p999} ns")
@@ -345,6 +390,15 @@ pub fn progress_line(row: &Row, done: &[Row]) -> String {
     }
     if let Some(rate) = row.peer_rate {
         line += &format!(", writer {:.2} M/s", rate / 1e6);
+    }
+    if let (Some(lost), Some(share)) = (row.lost, row.lost_share()) {
+        line += &format!(", lost {lost} to lags ({:.1}%)", share * 100.0);
+    }
+    if row.oversubscribed(cpus) {
+        line += &format!(
+            ", OVERSUBSCRIBED: {} threads on {cpus} CPUs",
+            row.threads.unwrap_or(0)
+        );
     }
     if row.counts_futex {
         line += &format!(", futex/msg {:.3}", row.futex_per_message());
@@ -395,22 +449,105 @@ pub fn print_table(rows: &[Row], meta: &Meta) {
     if !unpinned.is_empty() {
         println!("UNPINNED rows: {}", unpinned.join(", "));
     }
+    let cpus = meta.cpus.count();
+    let over: Vec<&Row> = rows.iter().filter(|r| r.oversubscribed(cpus)).collect();
+    if !over.is_empty() {
+        // The round-trip table has no column to mark them in.
+        let unmarked: Vec<&str> = over
+            .iter()
+            .filter(|r| is_pair(r.name))
+            .map(|r| r.name)
+            .collect();
+        println!(
+            "OVERSUBSCRIBED: {} rows ran more threads than the {cpus} CPUs and measure the \
+             scheduler as much as the path: {}",
+            over.len(),
+            if unmarked.is_empty() {
+                "those marked * in the 'threads' and 'lost' columns".to_owned()
+            } else {
+                format!(
+                    "{}, and any marked * in the 'threads' and 'lost' columns",
+                    unmarked.join(", ")
+                )
+            }
+        );
+    }
 
     print_latency_table(rows);
     print_throughput_table(rows);
+    print_mpmc_table(rows, cpus);
+    print_broadcast_tables(rows, cpus);
     print_state_tables(rows);
     println!();
     println!("Targets (medians of this run)");
-    for line in targets(rows) {
+    for line in targets(rows, cpus) {
         println!("  {line}");
     }
+}
+
+/// A row's thread count, marked `*` where it exceeds the `cpus`, or `-`.
+fn threads_cell(row: &Row, cpus: usize) -> String {
+    match row.threads {
+        Some(t) if t > cpus => format!("{t}*"),
+        Some(t) => t.to_string(),
+        None => "-".to_owned(),
+    }
+}
+
+/// The MPMC rows, if any ran.
+fn print_mpmc_table(rows: &[Row], cpus: usize) {
+    print_throughputs(
+        rows,
+        |r| is_mpmc(r.name),
+        &format!(
+            "MPMC throughput of u64, P producers / C consumers (PpCc) on one queue of {SLOTS}, M msg/s: \
+             median, slowest and fastest of {TRIALS} runs, each timed whole (ratio = median / \
+             reference median; threads = P + C, * = more than the {cpus} CPUs)"
+        ),
+        ("threads", &|row| threads_cell(row, cpus)),
+    );
+}
+
+/// The broadcast rows, if any ran: deliveries per second, and publish times.
+fn print_broadcast_tables(rows: &[Row], cpus: usize) {
+    print_throughputs(
+        rows,
+        |r| is_broadcast(r.name),
+        &format!(
+            "Broadcast fan-out of u64, one publisher to N subscriber threads (Nsub), M deliveries/s \
+             (messages received, all subscribers together): median, slowest and fastest of \
+             {TRIALS} runs, each timed whole (ratio = median / reference median; lost = share \
+             lost to lags; * = more threads than the {cpus} CPUs)"
+        ),
+        ("lost", &|row| lost_cell(row, cpus)),
+    );
+    print_per_ops(
+        rows,
+        |r| is_broadcast(r.name),
+        &format!(
+            "Broadcast publish time under overwrite while subscribers read, ns per publish: \
+             percentiles over timed batches of {BATCH} (ratio = p50 / reference p50; lost = \
+             share the subscribers lost to lags)"
+        ),
+        ("lost", &|row| lost_cell(row, cpus)),
+    );
+}
+
+/// A row's share of messages lost to lags, marked `*` where its threads exceed the
+/// `cpus`, or `-`.
+fn lost_cell(row: &Row, cpus: usize) -> String {
+    let mark = if row.oversubscribed(cpus) { "*" } else { "" };
+    row.lost_share().map_or_else(
+        || "-".to_owned(),
+        |share| format!("{:.1}%{mark}", share * 100.0),
+    )
 }
 
 /// The round-trip rows, if any ran.
 fn print_latency_table(rows: &[Row]) {
     print_latencies(
         rows,
-        |r| !is_state(r.name),
+        |r| is_pair(r.name),
         "Round trips of 8-byte messages, ns (ratio = p50 / reference p50; futex/msg = syscalls per one-way message; others = CPU share other processes took)",
     );
 }
@@ -425,10 +562,11 @@ fn print_latencies(rows: &[Row], keep: fn(&Row) -> bool, title: &str) {
         return;
     }
     let width = reference_width(shown(), 26);
+    let names = name_width(shown());
     println!();
     println!("{title}");
     println!(
-        "{:<40} {:>8} {:>8} {:>8} {:>9} {:>7}  {:<width$} {:>9} {:>6}",
+        "{:<names$} {:>8} {:>8} {:>8} {:>9} {:>7}  {:<width$} {:>9} {:>6}",
         "row", "p50", "p99", "p99.9", "samples", "ratio", "reference", "futex/msg", "others"
     );
     for row in shown() {
@@ -441,7 +579,7 @@ fn print_latencies(rows: &[Row], keep: fn(&Row) -> bool, title: &str) {
         } = row.stats
         {
             println!(
-                "{:<40} {p50:>8} {p99:>8} {p999:>8} {samples:>9} {:>7}  {:<width$} {:>9} {:>6}",
+                "{:<names$} {p50:>8} {p99:>8} {p999:>8} {samples:>9} {:>7}  {:<width$} {:>9} {:>6}",
                 row.name,
                 ratio_cell(row, rows),
                 row.reference.unwrap_or("-"),
@@ -456,12 +594,12 @@ fn print_latencies(rows: &[Row], keep: fn(&Row) -> bool, title: &str) {
 fn print_throughput_table(rows: &[Row]) {
     print_throughputs(
         rows,
-        |r| !is_state(r.name),
+        |r| is_pair(r.name),
         &format!(
             "Throughput, one producer and one consumer, M msg/s: median, slowest and fastest of {TRIALS} runs \
              (ratio = median / reference median; GB/s counts payload)"
         ),
-        ("GB/s", |row| {
+        ("GB/s", &|row| {
             row.gb_per_s()
                 .map_or_else(|| "-".to_owned(), |g| format!("{g:.2}"))
         }),
@@ -469,7 +607,12 @@ fn print_throughput_table(rows: &[Row]) {
 }
 
 /// A column of a table: its header and a row's cell.
-type Column = (&'static str, fn(&Row) -> String);
+type Column<'a> = (&'static str, &'a dyn Fn(&Row) -> String);
+
+/// The width of the row column: 40, or the longest name's.
+fn name_width<'a>(shown: impl Iterator<Item = &'a Row>) -> usize {
+    shown.map(|r| r.name.len()).fold(40, usize::max)
+}
 
 /// The width of the reference column: its header's or the longest reference's.
 fn reference_width<'a>(shown: impl Iterator<Item = &'a Row>, header: usize) -> usize {
@@ -492,10 +635,11 @@ fn print_throughputs(rows: &[Row], keep: fn(&Row) -> bool, title: &str, extra: C
     let (extra_header, extra_cell) = extra;
     let w = extra_header.len().max(6);
     let width = reference_width(shown(), 28);
+    let names = name_width(shown());
     println!();
     println!("{title}");
     println!(
-        "{:<40} {:>8} {:>8} {:>8} {extra_header:>w$} {:>11} {:>7}  {:<width$} {:>9} {:>6}",
+        "{:<names$} {:>8} {:>8} {:>8} {extra_header:>w$} {:>11} {:>7}  {:<width$} {:>9} {:>6}",
         "row",
         "median",
         "slowest",
@@ -516,7 +660,7 @@ fn print_throughputs(rows: &[Row], keep: fn(&Row) -> bool, title: &str, extra: C
         {
             let extra = extra_cell(row);
             println!(
-                "{:<40} {:>8.1} {:>8.1} {:>8.1} {extra:>w$} {messages:>11} {:>7}  {:<width$} {:>9} {:>6}",
+                "{:<names$} {:>8.1} {:>8.1} {:>8.1} {extra:>w$} {messages:>11} {:>7}  {:<width$} {:>9} {:>6}",
                 row.name,
                 row.rate().unwrap_or(0.0) / 1e6,
                 slowest / 1e6,
@@ -532,47 +676,15 @@ fn print_throughputs(rows: &[Row], keep: fn(&Row) -> bool, title: &str, extra: C
 
 /// The shared state's rows, if any ran: operations, wake-ups, reads beside a writer.
 fn print_state_tables(rows: &[Row]) {
-    let per_op = || {
-        rows.iter()
-            .filter(|r| matches!(r.stats, Stats::PerOp { .. }))
-    };
-    if per_op().next().is_some() {
-        let batch = per_op()
-            .find_map(|r| match r.stats {
-                Stats::PerOp { batch, .. } => Some(batch),
-                _ => None,
-            })
-            .unwrap_or(0);
-        let width = reference_width(per_op(), 26);
-        println!();
-        println!(
+    print_per_ops(
+        rows,
+        |r| is_state(r.name),
+        &format!(
             "Shared state, uncontended operations on 64-byte values, ns per operation: percentiles over \
-             timed batches of {batch} (ratio = p50 / reference p50)"
-        );
-        println!(
-            "{:<40} {:>8} {:>8} {:>8} {:>9} {:>7}  {:<width$} {:>9} {:>6}",
-            "row", "p50", "p99", "p99.9", "batches", "ratio", "reference", "futex/op", "others"
-        );
-        for row in per_op() {
-            if let Stats::PerOp {
-                p50,
-                p99,
-                p999,
-                batches,
-                ..
-            } = row.stats
-            {
-                println!(
-                    "{:<40} {p50:>8.2} {p99:>8.2} {p999:>8.2} {batches:>9} {:>7}  {:<width$} {:>9} {:>6}",
-                    row.name,
-                    ratio_cell(row, rows),
-                    row.reference.unwrap_or("-"),
-                    futex_cell(row),
-                    others_cell(row)
-                );
-            }
-        }
-    }
+             timed batches of {BATCH} (ratio = p50 / reference p50)"
+        ),
+        ("", &|_| String::new()),
+    );
     print_latencies(
         rows,
         |r| is_state(r.name),
@@ -587,11 +699,61 @@ fn print_state_tables(rows: &[Row]) {
              median, slowest and fastest of {TRIALS} runs (ratio = median / reference median; \
              writes = the writer's M writes/s meanwhile, median run)"
         ),
-        ("writes", |row| {
+        ("writes", &|row| {
             row.peer_rate
                 .map_or_else(|| "-".to_owned(), |r| format!("{:.2}", r / 1e6))
         }),
     );
+}
+
+/// The per-operation rows of `rows` that `keep` accepts, under `title`, if any ran, with
+/// `extra` after the sample count (none if its header is empty).
+fn print_per_ops(rows: &[Row], keep: fn(&Row) -> bool, title: &str, extra: Column) {
+    let shown = || {
+        rows.iter()
+            .filter(move |r| keep(r) && matches!(r.stats, Stats::PerOp { .. }))
+    };
+    if shown().next().is_none() {
+        return;
+    }
+    let (extra_header, extra_cell) = extra;
+    let w = if extra_header.is_empty() {
+        0
+    } else {
+        extra_header.len().max(6) + 1
+    };
+    let width = reference_width(shown(), 26);
+    let names = name_width(shown());
+    println!();
+    println!("{title}");
+    println!(
+        "{:<names$} {:>8} {:>8} {:>8} {:>9}{extra_header:>w$} {:>7}  {:<width$} {:>9} {:>6}",
+        "row", "p50", "p99", "p99.9", "batches", "ratio", "reference", "futex/op", "others"
+    );
+    for row in shown() {
+        if let Stats::PerOp {
+            p50,
+            p99,
+            p999,
+            batches,
+            ..
+        } = row.stats
+        {
+            let extra = if w == 0 {
+                String::new()
+            } else {
+                extra_cell(row)
+            };
+            println!(
+                "{:<names$} {p50:>8.2} {p99:>8.2} {p999:>8.2} {batches:>9}{extra:>w$} {:>7}  {:<width$} {:>9} {:>6}",
+                row.name,
+                ratio_cell(row, rows),
+                row.reference.unwrap_or("-"),
+                futex_cell(row),
+                others_cell(row)
+            );
+        }
+    }
 }
 
 /// How a target judges its value.
@@ -604,12 +766,14 @@ enum Bound {
     Info,
 }
 
-/// A target of the project: `row`'s metric over `against`'s, within `bound`.
+/// A target of the project: `row`'s metric over `against`'s, within `bound`, on a machine
+/// of at least `min_cpus` CPUs (its rows' threads each on their own).
 struct Target {
     what: &'static str,
     row: &'static str,
     against: &'static str,
     bound: Bound,
+    min_cpus: usize,
 }
 
 /// The project's targets for ringport against its floors and peers.
@@ -619,125 +783,255 @@ const TARGETS: &[Target] = &[
         row: "rtt/pod-port-busy/processes",
         against: "floor/two-line/processes",
         bound: Bound::AtMost(1.1),
+        min_cpus: 0,
     },
     Target {
         what: "busy frame port round trip between processes vs two-line floor",
         row: "rtt/frame-port-busy/processes",
         against: "floor/two-line/processes",
         bound: Bound::AtMost(1.1),
+        min_cpus: 0,
     },
     Target {
         what: "pod ring single u64 throughput vs rtrb push/pop",
         row: "tput/pod-ring/threads",
         against: "tput/rtrb/threads",
         bound: Bound::AtLeast(1.0),
+        min_cpus: 0,
     },
     Target {
         what: "pod ring batched throughput vs rtrb chunks",
         row: "tput/pod-ring-batch256/threads",
         against: "tput/rtrb-chunks256/threads",
         bound: Bound::AtLeast(1.0),
+        min_cpus: 0,
     },
     Target {
         what: "pod port throughput, processes vs in-process pod ring",
         row: "tput/pod-port/processes",
         against: "tput/pod-ring/threads",
         bound: Bound::AtLeast(0.9),
+        min_cpus: 0,
     },
     Target {
         what: "pod port batched throughput, processes vs in-process pod ring",
         row: "tput/pod-port-batch256/processes",
         against: "tput/pod-ring-batch256/threads",
         bound: Bound::AtLeast(0.9),
+        min_cpus: 0,
     },
     Target {
         what: "blocking pod port round trip vs crossbeam-channel blocking recv",
         row: "rtt/pod-port-blocking/threads",
         against: "rtt/crossbeam-channel-blocking/threads",
         bound: Bound::AtMost(1.0),
+        min_cpus: 0,
     },
     Target {
         what: "sleeping pod port round trip vs raw futex ping-pong, threads",
         row: "rtt/pod-port-sleep/threads",
         against: "rtt/futex-sleep/threads",
         bound: Bound::AtMost(1.1),
+        min_cpus: 0,
     },
     Target {
         what: "sleeping pod port round trip vs raw futex ping-pong, processes",
         row: "rtt/pod-port-sleep/processes",
         against: "rtt/futex-sleep/processes",
         bound: Bound::AtMost(1.1),
+        min_cpus: 0,
     },
     Target {
         what: "4 KiB frame ring throughput vs rtrb as a byte ring",
         row: "tput/frame-ring-4KiB/threads",
         against: "tput/rtrb-bytes-4KiB/threads",
         bound: Bound::AtLeast(1.0),
+        min_cpus: 0,
     },
     Target {
         what: "shared state: uncontended get_pod of 64 bytes by key vs HashMap get + copy",
         row: "state/get-pod/threads",
         against: "state/hashmap-get/threads",
         bound: Bound::AtMost(2.0),
+        min_cpus: 0,
     },
     Target {
         what: "shared state: uncontended Entry::get_pod of 64 bytes, one key, vs a plain copy",
         row: "state/entry-get-pod-hot/threads",
         against: "state/plain-copy-hot/threads",
         bound: Bound::AtMost(3.0),
+        min_cpus: 0,
     },
     Target {
         what: "shared state: reads beside a continuous writer vs RwLock<HashMap>",
         row: "state/reads/threads",
         against: "state/rwlock-hashmap-reads/threads",
         bound: Bound::AtLeast(5.0),
+        min_cpus: 0,
     },
     Target {
         what: "shared state: get_into of 64 bytes by key vs HashMap get + copy",
         row: "state/get-into/threads",
         against: "state/hashmap-get/threads",
         bound: Bound::Info,
+        min_cpus: 0,
     },
     Target {
         what: "shared state: get_pod by key vs RwLock<HashMap> read lock + get + copy",
         row: "state/get-pod/threads",
         against: "state/rwlock-hashmap-get/threads",
         bound: Bound::Info,
+        min_cpus: 0,
     },
     Target {
         what: "shared state: Entry::get_pod over 1024 keys vs plain copies of 1024 values",
         row: "state/entry-get-pod/threads",
         against: "state/plain-copy/threads",
         bound: Bound::Info,
+        min_cpus: 0,
     },
     Target {
         what: "shared state: set of 64 bytes by key vs RwLock<HashMap> overwrite",
         row: "state/set/threads",
         against: "state/rwlock-hashmap-set/threads",
         bound: Bound::Info,
+        min_cpus: 0,
     },
     Target {
         what: "shared state: wait_for_change wake-up vs raw futex wake, threads",
         row: "state/wait-for-change-wake/threads",
         against: "state/futex-wake/threads",
         bound: Bound::Info,
+        min_cpus: 0,
     },
     Target {
         what: "shared state: wait_for_change wake-up vs raw futex wake, processes",
         row: "state/wait-for-change-wake/processes",
         against: "state/futex-wake/processes",
         bound: Bound::Info,
+        min_cpus: 0,
+    },
+    Target {
+        what: "MPMC 2P/2C u64 throughput: ringport blocking send / recv vs ArrayQueue with snooze",
+        row: "mpmc/ringport-blocking-2p2c/threads",
+        against: "mpmc/arrayqueue-snooze-2p2c/threads",
+        bound: Bound::AtLeast(1.5),
+        min_cpus: 0,
+    },
+    Target {
+        what: "MPMC 2P/2C u64 throughput: ringport try_ with snooze vs ArrayQueue with snooze",
+        row: "mpmc/ringport-try-snooze-2p2c/threads",
+        against: "mpmc/arrayqueue-snooze-2p2c/threads",
+        bound: Bound::AtLeast(1.5),
+        min_cpus: 0,
+    },
+    Target {
+        what: "MPMC 8P/8C u64 throughput: ringport blocking send / recv vs ArrayQueue with snooze",
+        row: "mpmc-scaling/ringport-blocking-8p8c/threads",
+        against: "mpmc-scaling/arrayqueue-snooze-8p8c/threads",
+        bound: Bound::AtLeast(5.0),
+        min_cpus: 16,
+    },
+    Target {
+        what: "MPMC 8P/8C u64 throughput: ringport try_ with snooze vs ArrayQueue with snooze",
+        row: "mpmc-scaling/ringport-try-snooze-8p8c/threads",
+        against: "mpmc-scaling/arrayqueue-snooze-8p8c/threads",
+        bound: Bound::AtLeast(5.0),
+        min_cpus: 16,
+    },
+    Target {
+        what: "broadcast fan-out to 1 subscriber: overwrite ring deliveries vs tokio broadcast",
+        row: "broadcast/ringport-overwrite-1sub/threads",
+        against: "broadcast/tokio-1sub/threads",
+        bound: Bound::AtLeast(2.0),
+        min_cpus: 0,
+    },
+    Target {
+        what: "broadcast fan-out to 2 subscribers: overwrite ring deliveries vs tokio broadcast",
+        row: "broadcast/ringport-overwrite-2sub/threads",
+        against: "broadcast/tokio-2sub/threads",
+        bound: Bound::AtLeast(2.0),
+        min_cpus: 0,
+    },
+    Target {
+        what: "broadcast fan-out to 4 subscribers: overwrite ring deliveries vs tokio broadcast",
+        row: "broadcast/ringport-overwrite-4sub/threads",
+        against: "broadcast/tokio-4sub/threads",
+        bound: Bound::AtLeast(2.0),
+        min_cpus: 0,
+    },
+    Target {
+        what: "broadcast fan-out to 8 subscribers: overwrite ring deliveries vs tokio broadcast",
+        row: "broadcast/ringport-overwrite-8sub/threads",
+        against: "broadcast/tokio-8sub/threads",
+        bound: Bound::AtLeast(2.0),
+        min_cpus: 0,
+    },
+    Target {
+        what: "broadcast overwrite publish time, 8 subscribers reading vs 1",
+        row: "broadcast/publish-overwrite-8sub/threads",
+        against: "broadcast/publish-overwrite-1sub/threads",
+        bound: Bound::AtMost(1.3),
+        min_cpus: 0,
+    },
+    Target {
+        what: "MPMC 1P/1C u64 throughput: ringport blocking send / recv vs ArrayQueue with snooze",
+        row: "mpmc/ringport-blocking-1p1c/threads",
+        against: "mpmc/arrayqueue-snooze-1p1c/threads",
+        bound: Bound::Info,
+        min_cpus: 0,
+    },
+    Target {
+        what: "request/response round trip vs blocking pod port round trip, threads",
+        row: "rpc/request/threads",
+        against: "rtt/pod-port-blocking/threads",
+        bound: Bound::Info,
+        min_cpus: 0,
+    },
+    Target {
+        what: "request/response round trip vs blocking pod port round trip, processes",
+        row: "rpc/request/processes",
+        against: "rtt/pod-port-blocking/processes",
+        bound: Bound::Info,
+        min_cpus: 0,
+    },
+    Target {
+        what:
+            "broadcast fan-out to 8 subscribers: backpressure ring (lossless) deliveries vs tokio",
+        row: "broadcast/ringport-backpressure-8sub/threads",
+        against: "broadcast/tokio-8sub/threads",
+        bound: Bound::Info,
+        min_cpus: 0,
     },
 ];
 
-/// One line per target: whether this run meets it, with the numbers.
-fn targets(rows: &[Row]) -> Vec<String> {
+/// One line per target: whether this run, on a machine of `cpus` CPUs, meets it, with
+/// the numbers.
+fn targets(rows: &[Row], cpus: usize) -> Vec<String> {
     let find = |name: &str| rows.iter().find(|r| r.name == name);
     let mut lines: Vec<String> = TARGETS
         .iter()
         .map(|t| {
-            let (Some(row), Some(against)) = (find(t.row), find(t.against)) else {
-                return format!("[n/a ] {}: not run", t.what);
+            let found = (find(t.row), find(t.against));
+            if cpus < t.min_cpus {
+                let measured = match found {
+                    (Some(row), Some(against)) => {
+                        format!("; this run: {:.3}x", row.ratio_to(against))
+                    }
+                    _ => String::new(),
+                };
+                return format!(
+                    "[n/m ] {}: not measurable here ({cpus} CPUs; it needs {}){measured}",
+                    t.what, t.min_cpus
+                );
+            }
+            let (Some(row), Some(against)) = found else {
+                let how = if t.row.starts_with(SCALING) {
+                    format!(" (opt-in: ringport bench --only {SCALING})")
+                } else {
+                    String::new()
+                };
+                return format!("[n/a ] {}: not run{how}", t.what);
             };
             let v = row.ratio_to(against);
             // Rows compared with each other ran at different times; if a reference either of
@@ -754,6 +1048,17 @@ fn targets(rows: &[Row]) -> Vec<String> {
             if let (Some(w), Some(x)) = (row.peer_rate, against.peer_rate) {
                 numbers += &format!("; writers {:.2} / {:.2} M writes/s", w / 1e6, x / 1e6);
             }
+            // Where subscribers lose messages, a delivery rate means little without the
+            // losses.
+            if let (Some(a), Some(b)) = (row.lost_share(), against.lost_share()) {
+                numbers += &format!("; lost to lags {:.1}% / {:.1}%", a * 100.0, b * 100.0);
+            }
+            if let Some(r) = [row, against].into_iter().find(|r| r.oversubscribed(cpus)) {
+                numbers += &format!(
+                    "; OVERSUBSCRIBED: {} threads on {cpus} CPUs",
+                    r.threads.unwrap_or(0)
+                );
+            }
             let (ok, bound) = match t.bound {
                 Bound::AtMost(b) => (v <= b, format!("<= {b:.2}x")),
                 Bound::AtLeast(b) => (v >= b, format!(">= {b:.2}x")),
@@ -768,9 +1073,17 @@ fn targets(rows: &[Row]) -> Vec<String> {
         .collect();
     let ringport: Vec<&Row> = rows
         .iter()
-        // Rows that sleep by design (the raw futex, the zero-spin port, the wake-ups) are
-        // not "the consumer keeps up".
-        .filter(|r| r.counts_futex && !r.name.contains("-sleep/") && !r.name.contains("-wake"))
+        // Rows that sleep by design (the raw futex, the zero-spin port, the wake-ups, the
+        // requests, whose dispatchers wait for messages) are not "the consumer keeps up",
+        // nor are rows of more threads than CPUs, whose threads must sleep to let the
+        // others run.
+        .filter(|r| {
+            r.counts_futex
+                && !r.name.contains("-sleep")
+                && !r.name.contains("-wake")
+                && !r.name.starts_with("rpc/")
+                && !r.oversubscribed(cpus)
+        })
         .collect();
     if ringport.is_empty() {
         lines.push("[n/a ] futex syscalls per message on ringport rows: none run".to_owned());
@@ -789,12 +1102,14 @@ fn targets(rows: &[Row]) -> Vec<String> {
             .collect();
         lines.push(if busy.is_empty() {
             format!(
-                "[ ok ] futex syscalls per message: 0 on all {} ringport rows",
+                "[ ok ] futex syscalls per message: 0 on all {} ringport rows (oversubscribed \
+                 rows not counted)",
                 ringport.len()
             )
         } else {
             format!(
-                "[MISS] futex syscalls per message: 0 on {} of {} ringport rows; nonzero: {}",
+                "[MISS] futex syscalls per message: 0 on {} of {} ringport rows (oversubscribed \
+                 rows not counted); nonzero: {}",
                 ringport.len() - busy.len(),
                 ringport.len(),
                 busy.join(", ")
@@ -825,6 +1140,10 @@ pub fn print_json(rows: &[Row], meta: &Meta) {
                 "others_cpu_share": row.others,
                 "reference_moved": row.reference.map(|r| has_moved(rows, r)),
                 "peer_ops_per_s": row.peer_rate,
+                "threads": row.threads,
+                "oversubscribed": row.oversubscribed(meta.cpus.count()),
+                "lost_to_lags": row.lost,
+                "lost_share": row.lost_share(),
                 "clock_read_ns": meta.clock_read_ns,
             });
             let numbers = match row.stats {
@@ -897,9 +1216,19 @@ pub fn print_json(rows: &[Row], meta: &Meta) {
 
 /// Prints every row with its reference and what it measures.
 pub fn print_list(all: &[Scenario]) {
+    let names = all.iter().map(|s| s.name.len()).fold(40, usize::max);
+    let refs = all
+        .iter()
+        .filter_map(|s| s.reference)
+        .map(str::len)
+        .fold(36, usize::max);
     for s in all {
+        let opt_in = s
+            .opt_in
+            .map(|word| format!(" (opt-in: --only {word})"))
+            .unwrap_or_default();
         println!(
-            "{:<40} vs {:<36} {}",
+            "{:<names$} vs {:<refs$} {}{opt_in}",
             s.name,
             s.reference.unwrap_or("(reference)"),
             s.about

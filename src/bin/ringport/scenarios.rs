@@ -10,12 +10,17 @@
 
 use crate::bench::{Ctx, Measured};
 use crate::child::ChildArgs;
+use crate::fanout::{self, CrossbeamChannels, RingBackpressure, RingOverwrite, Tokio};
 use crate::floor::{FutexSleep, OneLine, TwoLine};
 use crate::ipc::{Pipe, Socket};
 use crate::links::{
     ArrayQueueBusy, ChannelBlocking, ChannelBusy, FrameBusy, MpscBusy, PodBlocking, PodBusy,
     PodSleeping, RtrbBusy,
 };
+use crate::queues::{
+    self, ArrayQueueSnooze, CrossbeamChannel, Flume, RingportBlocking, RingportSnooze,
+};
+use crate::requests;
 use crate::rtt::{self, CrossProcess, InProcess};
 use crate::state::{self, FutexWake, RwLockReads, StateReads, StateWake};
 use crate::streams::{
@@ -56,6 +61,15 @@ pub const RWLOCK_READS: &str = "state/rwlock-hashmap-reads/threads";
 pub const FUTEX_WAKE_THREADS: &str = "state/futex-wake/threads";
 /// Reference of `wait_for_change` wake-ups between processes.
 pub const FUTEX_WAKE_PROCESSES: &str = "state/futex-wake/processes";
+/// Reference of request/response round trips between threads.
+pub const RPC_FLOOR_THREADS: &str = "rpc/futex-sleep/threads";
+/// Reference of request/response round trips between processes.
+pub const RPC_FLOOR_PROCESSES: &str = "rpc/futex-sleep/processes";
+/// Reference of the broadcast ring's publish time beside more subscribers.
+pub const PUBLISH_1: &str = "broadcast/publish-overwrite-1sub/threads";
+/// What an `--only` value must contain to select the MPMC scaling rows, which the
+/// default run leaves out.
+pub const SCALING: &str = "mpmc-scaling";
 
 /// How much a row sends, relative to `--rounds` and `--messages`.
 #[derive(Clone, Copy, Debug)]
@@ -81,6 +95,16 @@ pub enum Size {
     /// `--rounds / 600` one-way wake-ups, each a sleeper's (a fiftieth of a millisecond
     /// apart at least).
     Wakes,
+    /// `--messages / 200` u64s through an MPMC queue, all producers together.
+    Mpmc,
+    /// `--messages / 40` u64s through an MPMC queue: the opt-in scaling run, for machines
+    /// of many CPUs.
+    MpmcScaling,
+    /// `--messages / (200 * subscribers)` u64s published to this many subscribers:
+    /// `--messages / 200` deliveries.
+    Fanout(usize),
+    /// `--rounds / 1000` timed batches of [`state::BATCH`] publishes beside subscribers.
+    Publishes,
 }
 
 impl Size {
@@ -89,8 +113,14 @@ impl Size {
     pub fn is_latency(self) -> bool {
         matches!(
             self,
-            Size::Rtt | Size::RttSleeping | Size::Ops | Size::Wakes
+            Size::Rtt | Size::RttSleeping | Size::Ops | Size::Wakes | Size::Publishes
         )
+    }
+
+    /// Whether each run of the row is timed whole, from a start signal its threads wait
+    /// for (rows of more than two threads), rather than after a warm-up.
+    pub fn times_whole_runs(self) -> bool {
+        matches!(self, Size::Mpmc | Size::MpmcScaling | Size::Fanout(_))
     }
 }
 
@@ -119,6 +149,9 @@ pub struct Scenario {
     pub child: Option<ChildSide>,
     /// The reference this row measures again, to see whether it moved during the run.
     pub recheck_of: Option<&'static str>,
+    /// For rows left out of the default run: the word an `--only` value must contain
+    /// to select them.
+    pub opt_in: Option<&'static str>,
 }
 
 /// Which of a row's properties the constructors below take.
@@ -156,6 +189,7 @@ fn rtt_threads<T: InProcess>(s: Spec) -> Scenario {
         run: rtt::threads::<T>,
         child: None,
         recheck_of: None,
+        opt_in: None,
     }
 }
 
@@ -170,6 +204,7 @@ fn rtt_processes<T: CrossProcess>(s: Spec) -> Scenario {
         run: rtt::processes::<T>,
         child: Some(rtt::guest::<T>),
         recheck_of: None,
+        opt_in: None,
     }
 }
 
@@ -184,6 +219,7 @@ fn tput_threads<S: InProcessStream>(s: Spec, reference: &'static str) -> Scenari
         run: tput::threads::<S>,
         child: None,
         recheck_of: None,
+        opt_in: None,
     }
 }
 
@@ -198,11 +234,12 @@ fn tput_processes<S: NamedStream>(s: Spec, reference: &'static str) -> Scenario 
         run: tput::processes::<S>,
         child: Some(tput::guest::<S>),
         recheck_of: None,
+        opt_in: None,
     }
 }
 
-/// A shared-state row run by `run` in this process, compared with `reference`.
-fn state_row(s: Spec, reference: &'static str, run: ParentSide) -> Scenario {
+/// A row run by `run` in this process, compared with `reference`.
+fn row_by(s: Spec, reference: &'static str, run: ParentSide) -> Scenario {
     Scenario {
         name: s.name,
         about: s.about,
@@ -212,6 +249,7 @@ fn state_row(s: Spec, reference: &'static str, run: ParentSide) -> Scenario {
         run,
         child: None,
         recheck_of: None,
+        opt_in: None,
     }
 }
 
@@ -219,7 +257,7 @@ fn state_row(s: Spec, reference: &'static str, run: ParentSide) -> Scenario {
 fn wake_processes<W: state::Wake>(s: Spec, reference: &'static str) -> Scenario {
     Scenario {
         child: Some(state::wake_guest::<W>),
-        ..state_row(s, reference, state::wake_processes::<W>)
+        ..row_by(s, reference, state::wake_processes::<W>)
     }
 }
 
@@ -232,8 +270,251 @@ fn recheck(s: Scenario, reference: &'static str) -> Scenario {
     }
 }
 
-/// Every row, in running order.
+/// The MPMC rows of `$p` producers and `$c` consumers in group `$group`: the reference
+/// (ArrayQueue with snooze), ringport's ring blocking and polling, crossbeam-channel and
+/// flume, and the reference again, each sending `$size`; opt-in behind `$opt_in` if that
+/// is `Some`.
+macro_rules! mpmc_family {
+    ($group:literal, $p:literal, $c:literal, $size:expr, $opt_in:expr) => {{
+        let reference = concat!($group, "/arrayqueue-snooze-", $p, "p", $c, "c/threads");
+        let row = |name, about, counts_futex, run: ParentSide| Scenario {
+            opt_in: $opt_in,
+            ..row_by(spec(name, about, counts_futex, $size), reference, run)
+        };
+        vec![
+            row(
+                reference,
+                "crossbeam ArrayQueue(4096), push / pop with Backoff::snooze",
+                false,
+                queues::threads::<ArrayQueueSnooze, $p, $c>,
+            ),
+            row(
+                concat!($group, "/ringport-blocking-", $p, "p", $c, "c/threads"),
+                "mpmc::channel::<u64>(4096), blocking send / recv",
+                true,
+                queues::threads::<RingportBlocking, $p, $c>,
+            ),
+            row(
+                concat!($group, "/ringport-try-snooze-", $p, "p", $c, "c/threads"),
+                "mpmc::channel::<u64>(4096), try_send / try_recv with Backoff::snooze",
+                true,
+                queues::threads::<RingportSnooze, $p, $c>,
+            ),
+            row(
+                concat!($group, "/crossbeam-channel-", $p, "p", $c, "c/threads"),
+                "crossbeam_channel::bounded(4096), blocking send / recv",
+                false,
+                queues::threads::<CrossbeamChannel, $p, $c>,
+            ),
+            row(
+                concat!($group, "/flume-", $p, "p", $c, "c/threads"),
+                "flume::bounded(4096), blocking send / recv",
+                false,
+                queues::threads::<Flume, $p, $c>,
+            ),
+            recheck(
+                row(
+                    concat!(
+                        $group,
+                        "/arrayqueue-snooze-again-",
+                        $p,
+                        "p",
+                        $c,
+                        "c/threads"
+                    ),
+                    "ArrayQueue with snooze again: did it move?",
+                    false,
+                    queues::threads::<ArrayQueueSnooze, $p, $c>,
+                ),
+                reference,
+            ),
+        ]
+    }};
+}
+
+/// The fan-out rows of one publisher and `$n` subscribers: the reference (tokio's
+/// broadcast channel), ringport's ring under overwrite and backpressure, a crossbeam
+/// channel per subscriber, and the reference again.
+macro_rules! fanout_family {
+    ($n:literal) => {{
+        let reference = concat!("broadcast/tokio-", $n, "sub/threads");
+        let row = |name, about, counts_futex, run: ParentSide| {
+            row_by(
+                spec(name, about, counts_futex, Size::Fanout($n)),
+                reference,
+                run,
+            )
+        };
+        vec![
+            row(
+                reference,
+                "tokio::sync::broadcast::channel(4096), send / blocking_recv",
+                false,
+                fanout::threads::<Tokio, $n>,
+            ),
+            row(
+                concat!("broadcast/ringport-overwrite-", $n, "sub/threads"),
+                "broadcast::channel, capacity 4096, Overwrite: publish / blocking recv",
+                true,
+                fanout::threads::<RingOverwrite, $n>,
+            ),
+            row(
+                concat!("broadcast/ringport-backpressure-", $n, "sub/threads"),
+                "broadcast::channel, capacity 4096, Backpressure: publish / blocking recv",
+                true,
+                fanout::threads::<RingBackpressure, $n>,
+            ),
+            row(
+                concat!("broadcast/crossbeam-channels-", $n, "sub/threads"),
+                "a crossbeam_channel::bounded(4096) per subscriber, the publisher sends to each",
+                false,
+                fanout::threads::<CrossbeamChannels, $n>,
+            ),
+            recheck(
+                row(
+                    concat!("broadcast/tokio-again-", $n, "sub/threads"),
+                    "tokio broadcast again: did it move?",
+                    false,
+                    fanout::threads::<Tokio, $n>,
+                ),
+                reference,
+            ),
+        ]
+    }};
+}
+
+/// Every row, in running order: the default run's, then the opt-in ones.
 pub fn all() -> Vec<Scenario> {
+    let mut rows = single_pair();
+    rows.extend(rpc());
+    rows.extend(mpmc_family!("mpmc", 1, 1, Size::Mpmc, None));
+    rows.extend(mpmc_family!("mpmc", 2, 2, Size::Mpmc, None));
+    for family in [
+        fanout_family!(1),
+        fanout_family!(2),
+        fanout_family!(4),
+        fanout_family!(8),
+    ] {
+        rows.extend(family);
+    }
+    rows.extend(publish_times());
+    for family in [
+        mpmc_family!("mpmc-scaling", 1, 1, Size::MpmcScaling, Some(SCALING)),
+        mpmc_family!("mpmc-scaling", 2, 2, Size::MpmcScaling, Some(SCALING)),
+        mpmc_family!("mpmc-scaling", 4, 4, Size::MpmcScaling, Some(SCALING)),
+        mpmc_family!("mpmc-scaling", 8, 8, Size::MpmcScaling, Some(SCALING)),
+    ] {
+        rows.extend(family);
+    }
+    rows
+}
+
+/// A raw futex ping-pong, both sides asleep, as the reference `name` of the
+/// request/response rows of its placement.
+fn futex_floor<const PROCESSES: bool>(name: &'static str, about: &'static str) -> Scenario {
+    let s = spec(name, about, true, Size::RttSleeping);
+    Scenario {
+        reference: None,
+        ..if PROCESSES {
+            rtt_processes::<FutexSleep>(s)
+        } else {
+            rtt_threads::<FutexSleep>(s)
+        }
+    }
+}
+
+/// The request/response rows (`ringport::rpc` over a port), between threads and between
+/// processes, each between its futex floor and that floor again.
+fn rpc() -> Vec<Scenario> {
+    let request = |name, about, reference| {
+        row_by(
+            spec(name, about, true, Size::RttSleeping),
+            reference,
+            requests::threads,
+        )
+    };
+    vec![
+        futex_floor::<false>(
+            RPC_FLOOR_THREADS,
+            "raw futex ping-pong, both sides sleep: the floor of the request rows",
+        ),
+        request(
+            "rpc/request/threads",
+            "CommunicationManager::request over a MessagePort, 8-byte echo handler",
+            RPC_FLOOR_THREADS,
+        ),
+        recheck(
+            futex_floor::<false>(
+                "rpc/futex-sleep-again/threads",
+                "raw futex ping-pong again: did it move?",
+            ),
+            RPC_FLOOR_THREADS,
+        ),
+        futex_floor::<true>(
+            RPC_FLOOR_PROCESSES,
+            "raw shared futex ping-pong, both sides sleep: the floor of the request rows",
+        ),
+        Scenario {
+            run: requests::processes,
+            child: Some(requests::guest),
+            ..request(
+                "rpc/request/processes",
+                "CommunicationManager::request over a named MessagePort, child handler",
+                RPC_FLOOR_PROCESSES,
+            )
+        },
+        recheck(
+            futex_floor::<true>(
+                "rpc/futex-sleep-again/processes",
+                "raw shared futex ping-pong again: did it move?",
+            ),
+            RPC_FLOOR_PROCESSES,
+        ),
+    ]
+}
+
+/// The publish-time rows: ringport's overwrite ring with 1 and 8 subscribers reading.
+fn publish_times() -> Vec<Scenario> {
+    vec![
+        row_by(
+            spec(
+                PUBLISH_1,
+                "broadcast::channel(4096) Overwrite, ns per publish in batches of 256, 1 subscriber reading",
+                true,
+                Size::Publishes,
+            ),
+            PUBLISH_1,
+            fanout::publish_time::<1>,
+        ),
+        row_by(
+            spec(
+                "broadcast/publish-overwrite-8sub/threads",
+                "the same with 8 subscribers reading",
+                true,
+                Size::Publishes,
+            ),
+            PUBLISH_1,
+            fanout::publish_time::<8>,
+        ),
+        recheck(
+            row_by(
+                spec(
+                    "broadcast/publish-overwrite-again-1sub/threads",
+                    "publish time with 1 subscriber again: did it move?",
+                    true,
+                    Size::Publishes,
+                ),
+                PUBLISH_1,
+                fanout::publish_time::<1>,
+            ),
+            PUBLISH_1,
+        ),
+    ]
+}
+
+/// The rows of one producer and one consumer (or one reader, or one thread), in running
+/// order.
+fn single_pair() -> Vec<Scenario> {
     use Size::*;
     vec![
         rtt_threads::<TwoLine>(spec(
@@ -555,7 +836,7 @@ pub fn all() -> Vec<Scenario> {
             ),
             RTRB_BYTES_4K,
         ),
-        state_row(
+        row_by(
             spec(
                 HASHMAP_GET,
                 "unsynchronised HashMap<String, [u8; 64]> get + copy, 1024 keys in shuffled order",
@@ -565,7 +846,7 @@ pub fn all() -> Vec<Scenario> {
             HASHMAP_GET,
             state::hashmap_get,
         ),
-        state_row(
+        row_by(
             spec(
                 "state/get-pod/threads",
                 "SharedState::get_pod::<[u8; 64]> by key, same keys and order",
@@ -575,7 +856,7 @@ pub fn all() -> Vec<Scenario> {
             HASHMAP_GET,
             state::get_pod,
         ),
-        state_row(
+        row_by(
             spec(
                 "state/get-into/threads",
                 "SharedState::get_into a 64-byte buffer by key, same keys and order",
@@ -585,7 +866,7 @@ pub fn all() -> Vec<Scenario> {
             HASHMAP_GET,
             state::get_into,
         ),
-        state_row(
+        row_by(
             spec(
                 "state/rwlock-hashmap-get/threads",
                 "RwLock<HashMap<String, [u8; 64]>> read lock + get + copy, same keys and order",
@@ -596,7 +877,7 @@ pub fn all() -> Vec<Scenario> {
             state::rwlock_get,
         ),
         recheck(
-            state_row(
+            row_by(
                 spec(
                     "state/hashmap-get-again/threads",
                     "HashMap get + copy again: did it move?",
@@ -608,7 +889,7 @@ pub fn all() -> Vec<Scenario> {
             ),
             HASHMAP_GET,
         ),
-        state_row(
+        row_by(
             spec(
                 PLAIN_COPY,
                 "copy of a [u8; 64] through black_box from a table of 1024, same order",
@@ -618,7 +899,7 @@ pub fn all() -> Vec<Scenario> {
             PLAIN_COPY,
             state::plain_copy,
         ),
-        state_row(
+        row_by(
             spec(
                 "state/entry-get-pod/threads",
                 "Entry::get_pod::<[u8; 64]>, 1024 handles resolved beforehand, same order",
@@ -628,7 +909,7 @@ pub fn all() -> Vec<Scenario> {
             PLAIN_COPY,
             state::entry_get_pod,
         ),
-        state_row(
+        row_by(
             spec(
                 PLAIN_COPY_HOT,
                 "copy of one [u8; 64] through black_box, again and again",
@@ -638,7 +919,7 @@ pub fn all() -> Vec<Scenario> {
             PLAIN_COPY_HOT,
             state::plain_copy_hot,
         ),
-        state_row(
+        row_by(
             spec(
                 "state/entry-get-pod-hot/threads",
                 "Entry::get_pod::<[u8; 64]> of one key, again and again (a hot path's read)",
@@ -649,7 +930,7 @@ pub fn all() -> Vec<Scenario> {
             state::entry_get_pod_hot,
         ),
         recheck(
-            state_row(
+            row_by(
                 spec(
                     "state/plain-copy-hot-again/threads",
                     "plain copy of one value again: did it move?",
@@ -662,7 +943,7 @@ pub fn all() -> Vec<Scenario> {
             PLAIN_COPY_HOT,
         ),
         recheck(
-            state_row(
+            row_by(
                 spec(
                     "state/plain-copy-again/threads",
                     "plain copy again: did it move?",
@@ -674,7 +955,7 @@ pub fn all() -> Vec<Scenario> {
             ),
             PLAIN_COPY,
         ),
-        state_row(
+        row_by(
             spec(
                 RWLOCK_SET,
                 "RwLock<HashMap<String, [u8; 64]>> write lock + get_mut + overwrite, 1024 keys",
@@ -684,7 +965,7 @@ pub fn all() -> Vec<Scenario> {
             RWLOCK_SET,
             state::rwlock_set,
         ),
-        state_row(
+        row_by(
             spec(
                 "state/set/threads",
                 "SharedState::set of a 64-byte value by key, same keys and order",
@@ -694,7 +975,7 @@ pub fn all() -> Vec<Scenario> {
             RWLOCK_SET,
             state::set,
         ),
-        state_row(
+        row_by(
             spec(
                 "state/entry-set/threads",
                 "Entry::set of a 64-byte value, 1024 handles resolved beforehand",
@@ -705,7 +986,7 @@ pub fn all() -> Vec<Scenario> {
             state::entry_set,
         ),
         recheck(
-            state_row(
+            row_by(
                 spec(
                     "state/rwlock-hashmap-set-again/threads",
                     "RwLock<HashMap> overwrite again: did it move?",
@@ -717,7 +998,7 @@ pub fn all() -> Vec<Scenario> {
             ),
             RWLOCK_SET,
         ),
-        state_row(
+        row_by(
             spec(
                 RWLOCK_READS,
                 "RwLock<HashMap> get by key over 64 keys, a writer rewriting them on the other CPU",
@@ -727,7 +1008,7 @@ pub fn all() -> Vec<Scenario> {
             RWLOCK_READS,
             state::reads::<RwLockReads>,
         ),
-        state_row(
+        row_by(
             spec(
                 "state/reads/threads",
                 "SharedState::get_pod by key over 64 keys, a writer setting them on the other CPU",
@@ -738,7 +1019,7 @@ pub fn all() -> Vec<Scenario> {
             state::reads::<StateReads>,
         ),
         recheck(
-            state_row(
+            row_by(
                 spec(
                     "state/rwlock-hashmap-reads-again/threads",
                     "RwLock<HashMap> reads beside a writer again: did it move?",
@@ -750,7 +1031,7 @@ pub fn all() -> Vec<Scenario> {
             ),
             RWLOCK_READS,
         ),
-        state_row(
+        row_by(
             spec(
                 FUTEX_WAKE_THREADS,
                 "raw futex word + stamp: store, notify; the other side wakes from wait, one way",
@@ -760,7 +1041,7 @@ pub fn all() -> Vec<Scenario> {
             FUTEX_WAKE_THREADS,
             state::wake_threads::<FutexWake>,
         ),
-        state_row(
+        row_by(
             spec(
                 "state/wait-for-change-wake/threads",
                 "set a stamped value; the other side wakes from wait_for_change and reads it",
@@ -771,7 +1052,7 @@ pub fn all() -> Vec<Scenario> {
             state::wake_threads::<StateWake>,
         ),
         recheck(
-            state_row(
+            row_by(
                 spec(
                     "state/futex-wake-again/threads",
                     "raw futex wake again: did it move?",
@@ -816,10 +1097,16 @@ pub fn all() -> Vec<Scenario> {
     ]
 }
 
-/// The rows whose names contain one of `only` (all rows if it is empty), plus the
-/// references of those and their second measurements, in running order.
+/// The rows whose names contain one of `only` (all but the opt-in rows if it is empty),
+/// plus the references of those and their second measurements, in running order. An
+/// opt-in row is chosen only by a value that contains its opt-in word.
 pub fn select<'a>(all: &'a [Scenario], only: &[String]) -> Vec<&'a Scenario> {
-    let chosen = |s: &Scenario| only.is_empty() || only.iter().any(|o| s.name.contains(o.as_str()));
+    let chosen = |s: &Scenario| match s.opt_in {
+        None => only.is_empty() || only.iter().any(|o| s.name.contains(o.as_str())),
+        Some(word) => only
+            .iter()
+            .any(|o| o.contains(word) && s.name.contains(o.as_str())),
+    };
     let mut names: Vec<&str> = all.iter().filter(|s| chosen(s)).map(|s| s.name).collect();
     names.extend(all.iter().filter(|s| chosen(s)).filter_map(|s| s.reference));
     all.iter()
@@ -903,7 +1190,39 @@ mod tests {
                 "tput/rtrb-bytes-4KiB-again/threads"
             ]
         );
-        assert_eq!(names(&[]).len(), all.len());
+        let default = all.iter().filter(|s| s.opt_in.is_none()).count();
+        assert_eq!(names(&[]).len(), default);
         assert!(names(&["no-such-row"]).is_empty());
+    }
+
+    #[test]
+    fn opt_in_rows_run_only_when_named_by_their_word() {
+        let all = all();
+        let names = |only: &[&str]| -> Vec<&str> {
+            let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
+            select(&all, &only).iter().map(|s| s.name).collect()
+        };
+        assert!(names(&[]).iter().all(|n| !n.starts_with(SCALING)));
+        assert!(names(&["mpmc"]).iter().all(|n| n.starts_with("mpmc/")));
+        assert!(names(&["flume-8p8c"]).is_empty());
+        assert_eq!(
+            names(&["mpmc-scaling/flume-8p8c"]),
+            [
+                "mpmc-scaling/arrayqueue-snooze-8p8c/threads",
+                "mpmc-scaling/flume-8p8c/threads",
+                "mpmc-scaling/arrayqueue-snooze-again-8p8c/threads"
+            ]
+        );
+        let scaling = names(&[SCALING]);
+        assert_eq!(scaling.len(), 4 * 6);
+        assert!(scaling.iter().all(|n| n.starts_with(SCALING)));
+        assert_eq!(
+            names(&["flume-2p2c"]),
+            [
+                "mpmc/arrayqueue-snooze-2p2c/threads",
+                "mpmc/flume-2p2c/threads",
+                "mpmc/arrayqueue-snooze-again-2p2c/threads"
+            ]
+        );
     }
 }

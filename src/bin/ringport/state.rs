@@ -894,6 +894,7 @@ mod tests {
                 run,
                 child: None,
                 recheck_of: None,
+                opt_in: None,
             };
             let plan = match size {
                 Size::Reads => Plan {
@@ -912,6 +913,7 @@ mod tests {
             let cpus = Cpus {
                 pair: None,
                 problem: String::new(),
+                all: Vec::new(),
             };
             let ctx = Ctx {
                 scenario: &scenario,
