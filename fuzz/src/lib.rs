@@ -1,6 +1,11 @@
 //! Fuzz targets for ringport. Each target's logic lives in [`targets`] (those of
-//! `ringport::state` in [`state`]) as a plain function of the input bytes, so
-//! `tests/fuzz_replay.rs` in the main crate runs exactly the code libFuzzer runs.
+//! `ringport::state` in [`state`], of the MPMC and broadcast rings in [`mpmc`] and
+//! [`broadcast`], of the request/response envelope in [`rpc`]) as a plain function of
+//! the input bytes, so `tests/fuzz_replay*.rs` in the main crate run exactly the code
+//! libFuzzer runs.
 
+pub mod broadcast;
+pub mod mpmc;
+pub mod rpc;
 pub mod state;
 pub mod targets;
