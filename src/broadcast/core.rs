@@ -89,7 +89,8 @@ impl Core {
         debug_assert!(bytes.len() <= self.mem.geo.max_message);
         let ctrl = self.mem.ctrl();
         let cap = self.cap();
-        let mut pos = ctrl.tail.load(Ordering::Relaxed);
+        // Acquire: see `advance`.
+        let mut pos = ctrl.tail.load(Ordering::Acquire);
         for _ in 0..4 * cap {
             let w = self.mem.slot(pos);
             let s = w[0].load(Ordering::Acquire);
@@ -311,11 +312,14 @@ impl Core {
     }
 }
 
-/// Moves a hint past `pos` unless it is already further (see the MPMC ring's).
+/// Moves a hint past `pos` unless it is already further (see the MPMC ring's). `Release`,
+/// paired with the `Acquire` load where a publisher starts: the storer saw every position
+/// before the hint claimed, so a publisher starting there never takes a stale view of an
+/// older lap for corruption.
 #[inline(always)]
 fn advance(hint: &AtomicU64, pos: u64) {
     let next = pos.wrapping_add(1);
     if hint.load(Ordering::Relaxed).wrapping_sub(next) as i64 <= 0 {
-        hint.store(next, Ordering::Relaxed);
+        hint.store(next, Ordering::Release);
     }
 }
