@@ -67,11 +67,17 @@ const LAP_MASK: u64 = (1 << 46) - 1;
 /// Moves a hint past `pos`, unless it is already further: a plain store, since an
 /// exact maximum would cost a read-modify-write per message, and a hint that goes back a
 /// little only costs looks.
+///
+/// `Release`, paired with the `Acquire` load where a search starts: the storer has seen
+/// every position before the hint claimed (it passed or claimed each, or started after
+/// them at a hint it acquired), so a thread starting there sees those slots at least
+/// claimed, never in a state their lap left before. Without it, a slot a lap behind the
+/// position could be a stale view rather than corruption.
 #[inline(always)]
 fn advance(hint: &crate::sync::AtomicU64, pos: u64) {
     let next = pos.wrapping_add(1);
     if hint.load(Ordering::Relaxed).wrapping_sub(next) as i64 <= 0 {
-        hint.store(next, Ordering::Relaxed);
+        hint.store(next, Ordering::Release);
     }
 }
 
@@ -124,7 +130,8 @@ impl<T: Pod> Core<T> {
         fresh: bool,
     ) -> Result<Result<(), Blocked>, Corruption> {
         let ctrl = self.mem.ctrl();
-        let mut pos = ctrl.tail.load(Ordering::Relaxed);
+        // Acquire: see `advance`.
+        let mut pos = ctrl.tail.load(Ordering::Acquire);
         let mut looks = 0usize;
         let mut blind = fresh;
         loop {
@@ -216,7 +223,8 @@ impl<T: Pod> Core<T> {
     #[inline]
     pub(crate) fn try_recv(&self, fresh: bool) -> Result<Result<T, Blocked>, Corruption> {
         let ctrl = self.mem.ctrl();
-        let mut pos = ctrl.head.load(Ordering::Relaxed);
+        // Acquire: see `advance`.
+        let mut pos = ctrl.head.load(Ordering::Acquire);
         let mut looks = 0usize;
         let mut blind = fresh;
         loop {

@@ -66,8 +66,8 @@ pub(crate) fn next_lap(lap: u64) -> u64 {
 #[derive(Debug, Default)]
 pub(crate) struct MpmcCtrl {
     /// A position at or before the first free one: where producers start looking. A
-    /// hint, stored `Relaxed` after each send; it may lag or briefly go back, which costs
-    /// a few extra looks, never correctness.
+    /// hint, stored after each send (`Release`, loaded `Acquire`: see `core::advance`);
+    /// it may lag or briefly go back, which costs a few extra looks, never correctness.
     pub(crate) tail: CachePadded<AtomicU64>,
     /// The same for consumers: at or before the oldest unconsumed position.
     pub(crate) head: CachePadded<AtomicU64>,
