@@ -3,6 +3,8 @@
 //!
 //! # The contract
 //!
+//! - **Values.** Any `T: bytemuck::Pod`, copied into a slot; byte frames of varying
+//!   length as [`Frame<N>`].
 //! - **Bounded FIFO.** [`channel`] (threads) and [`create`] / [`open`] (processes) give a
 //!   [`Sender`] and a [`Receiver`]; both are `Clone` and `Sync`, and any number of each
 //!   may exist in any number of processes. Each message is received once, in the order
@@ -45,8 +47,11 @@
 //! ```
 
 mod core;
+mod frame;
 mod layout;
 mod mem;
+
+pub use frame::Frame;
 
 use self::core::{Blocked, Core};
 use crate::error::{RecvError, SendError};
