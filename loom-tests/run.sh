@@ -24,6 +24,8 @@ mutants=(
     state_writer_no_fence
     state_reader_no_fence
     state_version_relaxed
+    broadcast_writer_no_fence
+    signal_no_arm
 )
 limit="${LOOM_TESTS_TIMEOUT:-900}"
 base_flags="${RUSTFLAGS:-} --cfg loom"

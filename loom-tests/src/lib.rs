@@ -72,6 +72,8 @@
 //! | `state_writer_no_fence` | no `Release` fence between a state write's mark and its words | `writers_of_one_key_serialise_and_readers_see_whole_values` | torn read |
 //! | `state_reader_no_fence` | no `Acquire` fence before a state read re-checks `SEQ` | both torn-read models of `shared_state` | torn read |
 //! | `state_version_relaxed` | a state write takes its version `Relaxed` | the two version models of `shared_state` | stale read |
+//! | `broadcast_writer_no_fence` | no `Release` fence between a broadcast publisher's claim and its words | `a_subscriber_never_delivers_a_message_overwritten_under_it` in `broadcast` | torn message |
+//! | `signal_no_arm` | a sleeper never arms the signal, so no notify wakes it | the blocking models of `broadcast` | deadlock |
 //!
 //! The blocking models are `blocking_send_on_full_and_blocking_recv` and
 //! `close_is_seen_after_everything_sent` in `pod_ring`, `blocking_send_and_recv` in
@@ -133,6 +135,10 @@ mod harness {
         Some("state_reader_no_fence")
     } else if cfg!(ringport_mutant = "state_version_relaxed") {
         Some("state_version_relaxed")
+    } else if cfg!(ringport_mutant = "broadcast_writer_no_fence") {
+        Some("broadcast_writer_no_fence")
+    } else if cfg!(ringport_mutant = "signal_no_arm") {
+        Some("signal_no_arm")
     } else {
         None
     };

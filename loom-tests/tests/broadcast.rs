@@ -18,7 +18,7 @@ use ringport::broadcast::{self, BroadcastOptions, Overflow, Publisher, Subscribe
 use ringport::RecvError;
 
 /// A lost wakeup in the signal, through its fences or its wake, leaves a sleeper parked.
-const SIGNAL_MUTANTS: &[&str] = &["signal_no_fence", "signal_no_notify"];
+const SIGNAL_MUTANTS: &[&str] = &["signal_no_fence", "signal_no_notify", "signal_no_arm"];
 
 fn ring(overflow: Overflow) -> Publisher {
     broadcast::channel(BroadcastOptions {
