@@ -26,6 +26,8 @@ mutants=(
     state_version_relaxed
     broadcast_writer_no_fence
     signal_no_arm
+    mpmc_publish_relaxed
+    mpmc_release_relaxed
 )
 limit="${LOOM_TESTS_TIMEOUT:-900}"
 base_flags="${RUSTFLAGS:-} --cfg loom"

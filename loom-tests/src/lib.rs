@@ -8,7 +8,8 @@
 //! race-tracked cells, places state tables in loom's atomics, and replaces the futex
 //! with a model, so loom explores the interleavings and the weak-memory outcomes of the
 //! real rings and tables. Each model has two threads (three where two writers meet a
-//! reader), the smallest ring or table of its kind, and at most four messages or writes:
+//! reader, or two producers or consumers share an MPMC ring), the smallest ring or table
+//! of its kind, and at most four messages or writes:
 //!
 //! - `tests/pod_ring.rs`: the SPSC [`PodRing`](ringport::ring::PodRing), with one slot
 //!   per block and two blocks, so that the third message wraps around the ring into its
@@ -32,6 +33,16 @@
 //!   decides, and the live-key count agrees). Loom has no clock, so an operation that
 //!   waits for another participant yields to the model three times and then reports
 //!   `StateError::Contended`; the models accept that outcome and check everything else.
+//! - `tests/mpmc.rs`: the [`mpmc`](ringport::mpmc) ring at its minimum capacity, two
+//!   slots, with three messages, so that slot 0 is reused in lap 1: two producers and one
+//!   consumer (each message once, one producer's two in order), one producer and two
+//!   consumers (each message once, either consumer lapped while it reads), blocking send
+//!   and receive, and disconnection seen only after everything sent was received; and
+//!   with two messages, a consumer that starts at the head hint another consumer left
+//!   and must see slots no older than that one saw. At most one thread of a model polls
+//!   with `try_` calls, the others block: two pollers waiting for a third can take turns
+//!   for ever without loom ever running the third, and a sleeper costs loom far fewer
+//!   branches than a poller.
 //!
 //! # How a lost wakeup becomes a failure
 //!
@@ -67,18 +78,20 @@
 //! | `typed_release_relaxed` | pod `released` store is `Relaxed` | every `pod_ring` model | causality violation |
 //! | `frame_publish_relaxed` | frame header store is `Relaxed` | every `frame_ring` model | causality violation |
 //! | `frame_skip_zero_next` | the header after a frame is not zeroed | every `frame_ring` model | `Corrupt`: sequence number out of order |
-//! | `signal_no_fence` | the signal's store-load fences are gone | the blocking models | deadlock |
-//! | `signal_no_notify` | the signal never wakes a sleeper | the blocking models | deadlock |
+//! | `signal_no_fence` | the signal's store-load fences are gone | the blocking models | deadlock, or too many branches where a poller waits for a sleeper nobody wakes |
+//! | `signal_no_notify` | the signal never wakes a sleeper | the blocking models | deadlock, or too many branches where a poller waits for a sleeper nobody wakes |
 //! | `state_writer_no_fence` | no `Release` fence between a state write's mark and its words | `writers_of_one_key_serialise_and_readers_see_whole_values` | torn read |
 //! | `state_reader_no_fence` | no `Acquire` fence before a state read re-checks `SEQ` | both torn-read models of `shared_state` | torn read |
 //! | `state_version_relaxed` | a state write takes its version `Relaxed` | the two version models of `shared_state` | stale read |
 //! | `broadcast_writer_no_fence` | no `Release` fence between a broadcast publisher's claim and its words | `a_subscriber_never_delivers_a_message_overwritten_under_it` in `broadcast` | torn message |
 //! | `signal_no_arm` | a sleeper never arms the signal, so no notify wakes it | the blocking models of `broadcast` | deadlock |
+//! | `mpmc_publish_relaxed` | the MPMC producer's `FULL` store is `Relaxed` | every `mpmc` model | causality violation |
+//! | `mpmc_release_relaxed` | the MPMC consumer's `FREE` store is `Relaxed` | every `mpmc` model that reuses a slot | causality violation |
 //!
 //! The blocking models are `blocking_send_on_full_and_blocking_recv` and
 //! `close_is_seen_after_everything_sent` in `pod_ring`, `blocking_send_and_recv` in
-//! `frame_ring`, the two ring models of `wait_notify`, and the two `wait_for_change`
-//! models of `shared_state`.
+//! `frame_ring`, the two ring models of `wait_notify`, the two `wait_for_change`
+//! models of `shared_state`, and every model of `mpmc`.
 //!
 //! A torn read is a value whose words, or whose version, come from two writes. Only the
 //! model with two writers catches `state_writer_no_fence`: a single writer notifies
@@ -139,6 +152,10 @@ mod harness {
         Some("broadcast_writer_no_fence")
     } else if cfg!(ringport_mutant = "signal_no_arm") {
         Some("signal_no_arm")
+    } else if cfg!(ringport_mutant = "mpmc_publish_relaxed") {
+        Some("mpmc_publish_relaxed")
+    } else if cfg!(ringport_mutant = "mpmc_release_relaxed") {
+        Some("mpmc_release_relaxed")
     } else {
         None
     };
