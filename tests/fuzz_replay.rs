@@ -10,6 +10,8 @@
 //! A failing input is named (corpus file) or printed in hex (random input); saved as a
 //! file under `fuzz/corpus/<target>/`, it replays here and under `cargo fuzz run`.
 
+#[path = "../fuzz/src/support.rs"]
+mod support;
 #[path = "../fuzz/src/targets.rs"]
 mod targets;
 

@@ -11,6 +11,8 @@
 
 #[path = "../fuzz/src/mpmc.rs"]
 mod mpmc;
+#[path = "../fuzz/src/support.rs"]
+mod support;
 
 #[path = "../fuzz/src/broadcast.rs"]
 mod broadcast;

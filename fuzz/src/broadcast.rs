@@ -15,11 +15,12 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use arbitrary::{Arbitrary, Unstructured};
+use arbitrary::Arbitrary;
+
+use crate::support::{decode, own_token, payload, unique_name, Step, Unlink};
 use ringport::broadcast::{
     self, BroadcastOptions, Overflow, Publisher, SubscribeError, Subscriber,
 };
-use ringport::process::ProcessId;
 use ringport::segment::{Segment, SegmentError};
 use ringport::{RecvError, SendError};
 
@@ -46,57 +47,10 @@ const SUB_RECORD_LEN: usize = 128;
 const POS_SHIFT: u32 = 18;
 const POS_MASK: u64 = (1 << 46) - 1;
 
-/// Removes a segment name however the target leaves it, panics included.
-struct Unlink(String);
-
-impl Drop for Unlink {
-    fn drop(&mut self) {
-        // NotFound is the usual answer: the ring's creator unlinks its own name.
-        let _ = Segment::unlink(&self.0);
-    }
-}
-
-/// Prints which step was running when a check fails, so a replayed input explains itself.
-struct Step<'a, T: Debug>(usize, &'a T);
-
-impl<T: Debug> Drop for Step<'_, T> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("while running op #{}: {:?}", self.0, self.1);
-        }
-    }
-}
-
-/// Decodes a setup `S`, then operations until the input runs out (see `targets::decode`
-/// for why not `Vec`'s own encoding).
-fn decode<'a, S: Arbitrary<'a>, Op: Arbitrary<'a>>(
-    data: &'a [u8],
-    max_ops: usize,
-) -> Option<(S, Vec<Op>)> {
-    let mut u = Unstructured::new(data);
-    let setup = S::arbitrary(&mut u).ok()?;
-    let mut ops = Vec::new();
-    while !u.is_empty() && ops.len() < max_ops {
-        match Op::arbitrary(&mut u) {
-            Ok(op) => ops.push(op),
-            Err(_) => break,
-        }
-    }
-    Some((setup, ops))
-}
-
 /// Whether a drop takes effect. Dropping the last publisher ends most of what an input
 /// can test, so only one in 32 of those does; one in 4 of the others.
 fn armed(byte: u8, last: bool) -> bool {
     byte % if last { 32 } else { 4 } == 0
-}
-
-/// Deterministic, per-message distinct payload bytes.
-fn payload(id: u64, len: usize) -> Vec<u8> {
-    let seed = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|i| (seed.rotate_left(i as u32 % 64) as u8) ^ (i as u8))
-        .collect()
 }
 
 #[derive(Arbitrary, Debug)]
@@ -569,18 +523,6 @@ enum Owner {
     Record(u8),
 }
 
-/// Our participant token: a `ProcessId` packed as pid in the low 22 bits, start time
-/// above.
-fn own_token() -> u64 {
-    let me = ProcessId::current();
-    let start = if me.start_time >> 42 == 0 {
-        me.start_time
-    } else {
-        0
-    };
-    (start << 22) | u64::from(me.pid)
-}
-
 /// Where the words of a named ring lie (see `ringport::broadcast`'s layout).
 struct Layout {
     capacity: usize,
@@ -708,13 +650,6 @@ impl Peer {
     }
 }
 
-/// A segment name no other process, iteration or target uses.
-fn unique_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("rpfz-{}-{n}-bcast", std::process::id())
-}
-
 /// Creates a named ring and opens it twice (as a ring, and as raw memory), then runs the
 /// ops. Until the first scribble the ring must agree with the model exactly, as in
 /// [`broadcast_ops`]; after it, every call must return at once with `Ok` or an error
@@ -728,7 +663,7 @@ pub fn broadcast_hostile(data: &[u8]) {
         return;
     };
     let options = setup.options();
-    let name = unique_name();
+    let name = unique_name("broadcast");
     let _unlink = Unlink(name.clone());
     let publisher =
         broadcast::create(&name, options).unwrap_or_else(|e| panic!("create {name}: {e}"));

@@ -8,4 +8,5 @@ pub mod broadcast;
 pub mod mpmc;
 pub mod rpc;
 pub mod state;
+mod support;
 pub mod targets;

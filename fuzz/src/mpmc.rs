@@ -16,9 +16,10 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use arbitrary::{Arbitrary, Unstructured};
+use arbitrary::Arbitrary;
+
+use crate::support::{decode, own_token, unique_name, Step, Unlink};
 use ringport::mpmc::{self, Receiver, Sender};
-use ringport::process::ProcessId;
 use ringport::segment::{Segment, SegmentError};
 use ringport::{RecvError, SendError};
 
@@ -44,45 +45,6 @@ const LAP_SHIFT: u32 = 18;
 const LAP_MASK: u64 = (1 << 46) - 1;
 /// The owner of a `FULL` slot whose producer died mid-write.
 const SKIP: u64 = 0xffff;
-
-/// Removes a segment name however the target leaves it, panics included.
-struct Unlink(String);
-
-impl Drop for Unlink {
-    fn drop(&mut self) {
-        // NotFound is the usual answer: the ring's creator unlinks its own name.
-        let _ = Segment::unlink(&self.0);
-    }
-}
-
-/// Prints which step was running when a check fails, so a replayed input explains itself.
-struct Step<'a, T: Debug>(usize, &'a T);
-
-impl<T: Debug> Drop for Step<'_, T> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("while running op #{}: {:?}", self.0, self.1);
-        }
-    }
-}
-
-/// Decodes a setup `S`, then operations until the input runs out (see `targets::decode`
-/// for why not `Vec`'s own encoding).
-fn decode<'a, S: Arbitrary<'a>, Op: Arbitrary<'a>>(
-    data: &'a [u8],
-    max_ops: usize,
-) -> Option<(S, Vec<Op>)> {
-    let mut u = Unstructured::new(data);
-    let setup = S::arbitrary(&mut u).ok()?;
-    let mut ops = Vec::new();
-    while !u.is_empty() && ops.len() < max_ops {
-        match Op::arbitrary(&mut u) {
-            Ok(op) => ops.push(op),
-            Err(_) => break,
-        }
-    }
-    Some((setup, ops))
-}
 
 /// Whether a drop takes effect. Dropping the last handle of a kind ends most of what an
 /// input can test, so only one in 32 of those does; one in 4 of the others.
@@ -492,18 +454,6 @@ enum Owner {
     Skip,
 }
 
-/// Our participant token: a `ProcessId` packed as pid in the low 22 bits, start time
-/// above.
-fn own_token() -> u64 {
-    let me = ProcessId::current();
-    let start = if me.start_time >> 42 == 0 {
-        me.start_time
-    } else {
-        0
-    };
-    (start << 22) | u64::from(me.pid)
-}
-
 /// The hostile peer: the ring's segment, mapped again as another process would.
 struct Peer {
     segment: Segment,
@@ -595,13 +545,6 @@ impl Peer {
     }
 }
 
-/// A segment name no other process, iteration or target uses.
-fn unique_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("rpfz-{}-{n}-mpmc", std::process::id())
-}
-
 /// Creates a named ring and opens it twice (as a ring, and as raw memory), then runs the
 /// ops. Until the first scribble the ring must agree with the queue model exactly, as in
 /// [`mpmc_ops`]; after it, every call must return at once with `Ok` or an error
@@ -612,7 +555,7 @@ pub fn mpmc_hostile(data: &[u8]) {
     let Some((setup, ops)) = decode::<Setup, HostileOp>(data, MAX_HOSTILE_OPS) else {
         return;
     };
-    let name = unique_name();
+    let name = unique_name("mpmc");
     let _unlink = Unlink(name.clone());
     let (tx, rx) = mpmc::create::<u64>(&name, setup.capacity())
         .unwrap_or_else(|e| panic!("create {name}: {e}"));

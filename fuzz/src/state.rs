@@ -17,9 +17,10 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use arbitrary::{Arbitrary, Unstructured};
+use arbitrary::Arbitrary;
+
+use crate::support::{decode, own_token, payload, unique_name, Step, Unlink};
 use bytemuck::Pod;
-use ringport::process::ProcessId;
 use ringport::segment::Segment;
 use ringport::state::{Entry, SharedState, StateEntry, StateError, StateOptions, Versioned};
 
@@ -44,53 +45,6 @@ const HOSTILE_PATIENCE: Duration = Duration::from_millis(2);
 const HEADER_LEN: usize = 384;
 /// `META` bit of a value copy: the slot holds a live key.
 const LIVE: u64 = 1 << 63;
-
-/// Removes a segment name however the target leaves it, panics included.
-struct Unlink(String);
-
-impl Drop for Unlink {
-    fn drop(&mut self) {
-        // NotFound is the usual answer: the table's creator unlinks its own name.
-        let _ = Segment::unlink(&self.0);
-    }
-}
-
-/// Prints which step was running when a check fails, so a replayed input explains itself.
-struct Step<'a, T: Debug>(usize, &'a T);
-
-impl<T: Debug> Drop for Step<'_, T> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("while running op #{}: {:?}", self.0, self.1);
-        }
-    }
-}
-
-/// Decodes a setup `S`, then operations until the input runs out (see `targets::decode`
-/// for why not `Vec`'s own encoding).
-fn decode<'a, S: Arbitrary<'a>, Op: Arbitrary<'a>>(
-    data: &'a [u8],
-    max_ops: usize,
-) -> Option<(S, Vec<Op>)> {
-    let mut u = Unstructured::new(data);
-    let setup = S::arbitrary(&mut u).ok()?;
-    let mut ops = Vec::new();
-    while !u.is_empty() && ops.len() < max_ops {
-        match Op::arbitrary(&mut u) {
-            Ok(op) => ops.push(op),
-            Err(_) => break,
-        }
-    }
-    Some((setup, ops))
-}
-
-/// Deterministic, per-write distinct value bytes.
-fn payload(id: u64, len: usize) -> Vec<u8> {
-    let seed = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|i| (seed.rotate_left(i as u32 % 64) as u8) ^ (i as u8))
-        .collect()
-}
 
 #[derive(Arbitrary, Debug)]
 struct Setup {
@@ -879,17 +833,6 @@ impl Layout {
     }
 }
 
-/// Our lock token: a `ProcessId` packed as pid in the low 22 bits, start time above.
-fn own_token() -> u64 {
-    let me = ProcessId::current();
-    let start = if me.start_time >> 42 == 0 {
-        me.start_time
-    } else {
-        0
-    };
-    (start << 22) | u64::from(me.pid)
-}
-
 /// The hostile peer: the table's segment, mapped again as another process would.
 struct Peer {
     segment: Segment,
@@ -950,13 +893,6 @@ impl Peer {
     }
 }
 
-/// A segment name no other process, iteration or target uses.
-fn unique_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("rpfz-{}-{n}-state", std::process::id())
-}
-
 /// Creates a named table and opens it twice (as a table, and as raw memory), then runs
 /// the ops. Until the first scribble the table must agree with the model exactly, as in
 /// [`state_ops`]; after it, every call must return promptly (within about a patience)
@@ -967,7 +903,7 @@ pub fn state_hostile(data: &[u8]) {
         return;
     };
     let options = setup.options();
-    let name = unique_name();
+    let name = unique_name("state");
     let _unlink = Unlink(name.clone());
     let mut creator =
         SharedState::create(&name, options).unwrap_or_else(|e| panic!("create {name}: {e}"));
