@@ -55,6 +55,7 @@ pub mod broadcast;
 mod error;
 pub mod mpmc;
 mod participants;
+pub mod pool;
 #[cfg(not(loom))]
 mod port;
 #[cfg(not(loom))]

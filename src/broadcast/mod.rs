@@ -355,6 +355,20 @@ impl Publisher {
         self.core.mem.geo.capacity
     }
 
+    /// Where every live subscriber has read up to, under backpressure (`u64::MAX` with
+    /// none); under overwrite subscribers do not publish their cursors and this says
+    /// nothing.
+    #[cfg(not(loom))]
+    pub(crate) fn lowest_cursor(&self) -> u64 {
+        self.core.lowest_cursor()
+    }
+
+    /// Whether publishers wait for subscribers.
+    #[cfg(not(loom))]
+    pub(crate) fn overflow(&self) -> Overflow {
+        self.core.mem.geo.overflow
+    }
+
     /// Longest message in bytes.
     ///
     /// # Example
