@@ -69,6 +69,8 @@ pub mod rpc;
 pub mod segment;
 mod signal;
 pub mod state;
+#[cfg(not(loom))]
+pub mod transfer;
 mod sync;
 mod words;
 

@@ -80,7 +80,7 @@ pub struct MessageChannel {
 }
 
 /// Where each direction's ring lies in a channel's memory.
-struct Layout {
+pub(crate) struct Layout {
     /// Offset of ring 1→2 (0) and ring 2→1.
     second: usize,
     total: usize,
@@ -96,7 +96,7 @@ impl Layout {
     }
 
     /// `(outgoing ring, incoming ring)` offsets for side 1 or 2.
-    fn rings(&self, side: Side) -> (usize, usize) {
+    pub(crate) fn rings(&self, side: Side) -> (usize, usize) {
         match side {
             Side::First => (0, self.second),
             Side::Second => (self.second, 0),
@@ -104,8 +104,8 @@ impl Layout {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Side {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
     First,
     Second,
 }
@@ -243,22 +243,33 @@ impl MessageChannel {
     /// assert!(matches!(r, Err(ConnectError::Segment(SegmentError::NotFound { .. }))));
     /// ```
     pub fn open(name: &str) -> Result<MessagePort, ConnectError> {
+        let (region, layout, geo) = Self::open_frames(name)?;
+        MessagePort::attach(&region, &layout, geo, Side::Second).ok_or(ConnectError::Busy {
+            name: name.to_owned(),
+        })
+    }
+
+    /// Opens and validates the named byte-frame channel `name`.
+    pub(crate) fn open_frames(
+        name: &str,
+    ) -> Result<(Arc<Region>, Layout, FrameGeometry), SegmentError> {
         let segment = Segment::open(name, KIND_PORT)?;
         let p = segment.params();
         if p[0] != FLAVOR_FRAMES {
-            return Err(incompatible(&segment, "not a byte-frame channel").into());
+            return Err(incompatible(&segment, "not a byte-frame channel"));
         }
         let (Ok(capacity), Ok(max_frame)) = (usize::try_from(p[1]), usize::try_from(p[2])) else {
-            return Err(corrupt(&segment, "ring size does not fit this machine").into());
+            return Err(corrupt(&segment, "ring size does not fit this machine"));
         };
         let geo = FrameGeometry::new(capacity, max_frame).map_err(|e| corrupt(&segment, e))?;
         let layout = Layout::new(geo.ring_len());
         if layout.total != segment.payload_len() {
-            return Err(corrupt(&segment, "payload length does not match the ring sizes").into());
+            return Err(corrupt(
+                &segment,
+                "payload length does not match the ring sizes",
+            ));
         }
-        let name = segment.name().to_owned();
-        let region = Region::segment(segment);
-        MessagePort::attach(&region, &layout, geo, Side::Second).ok_or(ConnectError::Busy { name })
+        Ok((Region::segment(segment), layout, geo))
     }
 
     /// Two entangled [`PodPort`]s in this process, each way holding at least `capacity`
@@ -375,8 +386,8 @@ fn pod_geometry<T: Pod>(capacity: usize) -> Result<PodGeometry, &'static str> {
 /// One end of a byte-frame channel: sends frames to its entangled port and receives the
 /// frames it sends. Dropping it closes it.
 pub struct MessagePort {
-    tx: FrameProducer,
-    rx: FrameConsumer,
+    pub(crate) tx: FrameProducer,
+    pub(crate) rx: FrameConsumer,
 }
 
 impl MessagePort {

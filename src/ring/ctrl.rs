@@ -11,14 +11,17 @@ pub(crate) const VACANT: u32 = 0;
 pub(crate) const ATTACHED: u32 = 1;
 pub(crate) const CLOSED: u32 = 2;
 /// Claimed by an opener that is still writing its pid.
-#[cfg(not(loom))]
 pub(crate) const CLAIMING: u32 = 3;
+/// Sent to a new holder that has not taken it yet (a transferred port). The pid fields
+/// still name the holder that sent it: until it is taken, that process's death is this
+/// end's, as an in-flight buffer belongs to its sender.
+pub(crate) const HANDOVER: u32 = 4;
 
 /// Who holds one end of a ring. Written when the end attaches and when it closes.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct Endpoint {
-    /// VACANT → (CLAIMING →) ATTACHED → CLOSED. Stored with Release after the pid fields, so a reader
+    /// VACANT → (CLAIMING →) ATTACHED (→ HANDOVER → CLAIMING → ATTACHED)* → CLOSED. Stored with Release after the pid fields, so a reader
     /// that sees ATTACHED (Acquire) sees the pid of this attachment. CLOSED is stored
     /// with Release after the end's last publish, so a receiver that sees it and then
     /// finds the ring empty has drained everything.
@@ -75,6 +78,30 @@ impl Endpoint {
         true
     }
 
+    /// Marks the end handed over to a holder yet to come. `Release`, after the end's last
+    /// publish or release, which the new holder acquires when it takes the end over. The
+    /// peer never sees the end closed on the way, so it neither stops sending nor draining.
+    pub(crate) fn hand_over(&self) {
+        if cfg!(ringport_mutant = "port_handover_closes") {
+            self.state.store(CLOSED, Ordering::Release);
+        }
+        self.state.store(HANDOVER, Ordering::Release);
+    }
+
+    /// Takes a handed-over end for the calling process; false if it is not handed over
+    /// (already taken: a replayed transfer).
+    pub(crate) fn take_over(&self, pid: u32, start_time: u64) -> bool {
+        if self
+            .state
+            .compare_exchange(HANDOVER, CLAIMING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.attach(pid, start_time);
+        true
+    }
+
     /// Marks the end closed (idempotent).
     pub(crate) fn close(&self) {
         self.state.store(CLOSED, Ordering::Release);
@@ -89,7 +116,7 @@ impl Endpoint {
     pub(crate) fn dead_holder(&self) -> Option<u32> {
         #[cfg(not(loom))]
         {
-            if self.state.load(Ordering::Acquire) != ATTACHED {
+            if !matches!(self.state.load(Ordering::Acquire), ATTACHED | HANDOVER) {
                 return None;
             }
             let pid = self.pid.load(Ordering::Relaxed);

@@ -106,7 +106,7 @@ mod mem {
         data: NonNull<u8>,
         pub(crate) geo: FrameGeometry,
         scope: Scope,
-        _region: Arc<Region>,
+        region: Arc<Region>,
     }
 
     // SAFETY: shared through atomics and the SPSC protocol; payload is plain bytes.
@@ -126,8 +126,18 @@ mod mem {
                 data,
                 geo,
                 scope: region.scope(),
-                _region: region,
+                region,
             }
+        }
+
+        /// The memory the ring lives in.
+        pub(crate) fn region(&self) -> &Arc<Region> {
+            &self.region
+        }
+
+        /// Where the ring starts in its region.
+        pub(crate) fn offset(&self) -> usize {
+            self.ctrl.as_ptr() as usize - self.region.ptr(0) as usize
         }
 
         pub(crate) fn heap(geo: FrameGeometry) -> (Self, Self) {
@@ -322,22 +332,22 @@ impl FrameRing {
     }
 }
 
-struct ProdState {
+pub(crate) struct ProdState {
     /// How long blocking calls poll before sleeping.
-    spin: Duration,
+    pub(crate) spin: Duration,
     /// Where the next frame's header goes; its header slot is zero.
-    pos: usize,
+    pub(crate) pos: usize,
     /// Bytes written since creation (monotonic), pads included.
-    tail: u64,
-    seq: u32,
+    pub(crate) tail: u64,
+    pub(crate) seq: u32,
     /// Last `released` value read; stale low, never high.
-    released: u64,
+    pub(crate) released: u64,
 }
 
 /// The sending end of a [`FrameRing`].
 pub struct FrameProducer {
-    mem: FrameMem,
-    st: ProdState,
+    pub(crate) mem: FrameMem,
+    pub(crate) st: ProdState,
 }
 
 /// A header whose store is deferred so one `Release` store publishes a batch.
@@ -653,22 +663,22 @@ impl Drop for FrameProducer {
     }
 }
 
-struct ConsState {
+pub(crate) struct ConsState {
     /// How long blocking calls poll before sleeping.
-    spin: Duration,
+    pub(crate) spin: Duration,
     /// Where the next header is.
-    pos: usize,
+    pub(crate) pos: usize,
     /// Bytes consumed since creation (monotonic), pads included.
-    head: u64,
-    seq: u32,
+    pub(crate) head: u64,
+    pub(crate) seq: u32,
     /// The last value stored into `released`.
-    released: u64,
+    pub(crate) released: u64,
 }
 
 /// The receiving end of a [`FrameRing`].
 pub struct FrameConsumer {
-    mem: FrameMem,
-    st: ConsState,
+    pub(crate) mem: FrameMem,
+    pub(crate) st: ConsState,
 }
 
 impl FrameConsumer {
@@ -772,7 +782,7 @@ impl FrameConsumer {
         }
     }
 
-    fn release(mem: &FrameMem, st: &mut ConsState) {
+    pub(crate) fn release(mem: &FrameMem, st: &mut ConsState) {
         if st.head != st.released {
             st.released = st.head;
             mem.ctrl().released.store(st.head, Ordering::Release);

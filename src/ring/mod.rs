@@ -13,9 +13,14 @@
 
 pub(crate) mod ctrl;
 pub mod frame;
+mod handover;
 pub mod pod;
 
 #[cfg(not(loom))]
 pub use frame::Frame;
 pub use frame::{FrameConsumer, FrameProducer, FrameRing};
+#[cfg(not(loom))]
+pub(crate) use handover::EndState;
+#[cfg(loom)]
+pub use handover::Handover;
 pub use pod::{PodConsumer, PodProducer, PodRing};

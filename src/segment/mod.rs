@@ -49,7 +49,7 @@ mod name;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::fs::{FallocateFlags, FileType, Mode, OFlags, RenameFlags, CWD};
@@ -163,7 +163,7 @@ pub enum SegmentError {
 ///
 /// ```
 /// use ringport::segment::Segment;
-/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 ///
 /// const KIND: u32 = 0xD0C_0001;
 /// let name = format!("doc-segment-{}", std::process::id());
@@ -188,8 +188,10 @@ pub struct Segment {
     header: Header,
     /// The file this handle created or opened, so the owner unlinks only its own file.
     file: FileId,
-    owner: bool,
-    persisted: bool,
+    /// Atomics, not plain flags: a transferred port's segment changes hands while other
+    /// handles of its region may read them.
+    owner: AtomicBool,
+    persisted: AtomicBool,
 }
 
 impl std::fmt::Debug for Segment {
@@ -200,8 +202,8 @@ impl std::fmt::Debug for Segment {
             .field("params", &self.header.params)
             .field("payload_len", &self.header.payload_len)
             .field("creator", &self.header.creator)
-            .field("owner", &self.owner)
-            .field("persisted", &self.persisted)
+            .field("owner", &self.owner.load(Ordering::Relaxed))
+            .field("persisted", &self.persisted.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -286,8 +288,8 @@ impl Segment {
             map,
             header,
             file,
-            owner: true,
-            persisted: false,
+            owner: AtomicBool::new(true),
+            persisted: AtomicBool::new(false),
         })
     }
 
@@ -327,8 +329,8 @@ impl Segment {
             map,
             header,
             file: id,
-            owner: false,
-            persisted: false,
+            owner: AtomicBool::new(false),
+            persisted: AtomicBool::new(false),
         })
     }
 
@@ -456,7 +458,7 @@ impl Segment {
     /// # Ok::<(), ringport::segment::SegmentError>(())
     /// ```
     pub fn is_owner(&self) -> bool {
-        self.owner
+        self.owner.load(Ordering::Relaxed)
     }
 
     /// Keeps the name after this handle drops, so the segment outlives its creator until
@@ -477,7 +479,18 @@ impl Segment {
     /// # Ok::<(), ringport::segment::SegmentError>(())
     /// ```
     pub fn persist(&mut self) {
-        self.persisted = true;
+        self.persisted.store(true, Ordering::Relaxed);
+    }
+
+    /// Hands the name's ownership away (to the process a port is transferred to): this
+    /// handle will not unlink it. True if this handle owned it.
+    pub(crate) fn disown(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) && !self.persisted.swap(true, Ordering::Relaxed)
+    }
+
+    /// Takes over the name's ownership from the handle that disowned it.
+    pub(crate) fn adopt(&self) {
+        self.owner.store(true, Ordering::Relaxed);
     }
 
     /// Removes this segment's name if it still names this segment's file (another
@@ -580,7 +593,7 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if !self.owner || self.persisted {
+        if !self.owner.load(Ordering::Relaxed) || self.persisted.load(Ordering::Relaxed) {
             return;
         }
         let path = path_of(&self.name);
