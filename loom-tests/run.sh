@@ -28,6 +28,10 @@ mutants=(
     signal_no_arm
     mpmc_publish_relaxed
     mpmc_release_relaxed
+    pool_loan_relaxed
+    pool_unref_relaxed
+    pool_no_generation
+    port_handover_closes
 )
 limit="${LOOM_TESTS_TIMEOUT:-900}"
 base_flags="${RUSTFLAGS:-} --cfg loom"

@@ -4,12 +4,13 @@
 //!
 //! Every model drives ringport's own code through its public API; nothing here
 //! re-implements an algorithm. Built with `--cfg loom`, ringport swaps its atomics for
-//! loom's (through its `sync` shim), places ring slots and frame words in loom's
-//! race-tracked cells, places state tables in loom's atomics, and replaces the futex
-//! with a model, so loom explores the interleavings and the weak-memory outcomes of the
-//! real rings and tables. Each model has two threads (three where two writers meet a
-//! reader, or two producers or consumers share an MPMC ring), the smallest ring or table
-//! of its kind, and at most four messages or writes:
+//! loom's (through its `sync` shim), places ring slots, frame words and pool buffers in
+//! loom's race-tracked cells, places state tables in loom's atomics, and replaces the
+//! futex with a model, so loom explores the interleavings and the weak-memory outcomes
+//! of the real rings, tables and pools. Each model has two threads (three where two
+//! writers meet a reader, two producers or consumers share an MPMC ring, or two readers
+//! share a pool buffer), the smallest ring, table or pool of its kind, and at most four
+//! messages or writes:
 //!
 //! - `tests/pod_ring.rs`: the SPSC [`PodRing`](ringport::ring::PodRing), with one slot
 //!   per block and two blocks, so that the third message wraps around the ring into its
@@ -43,6 +44,21 @@
 //!   with `try_` calls, the others block: two pollers waiting for a third can take turns
 //!   for ever without loom ever running the third, and a sleeper costs loom far fewer
 //!   branches than a poller.
+//! - `tests/pool.rs`: a heap [`BufferPool`](ringport::pool::BufferPool) of one 64-byte
+//!   buffer, whose handles cross between threads behind a `Relaxed` flag, so that only
+//!   the pool's state word orders one holder's accesses to the bytes before the next
+//!   one's: a buffer sent, accepted, written and returned, while its sender waits to
+//!   loan it again (one holder at a time); a handle replayed after its buffer went back,
+//!   while the next loan of the buffer is held, in flight and accepted back (refused as
+//!   stale, never taking the later loan); and a buffer shared with two readers while its
+//!   publisher retires its anchor and waits to loan it again (each reader that takes a
+//!   reference reads the publisher's bytes and is done before the next write, a reader
+//!   that comes too late finds its handle stale, and the buffer goes back once).
+//! - `tests/port_handover.rs`: one end of a 128-byte frame ring changing holders (the
+//!   handover a transferred port makes) after its first frame, while the peer at the
+//!   other end blocks to send or receive: a receiving end and a sending end. The peer
+//!   sees every frame once, in order, and the end closed only when its last holder drops
+//!   it.
 //!
 //! # How a lost wakeup becomes a failure
 //!
@@ -87,6 +103,10 @@
 //! | `signal_no_arm` | a sleeper never arms the signal, so no notify wakes it | the blocking models of `broadcast` | deadlock |
 //! | `mpmc_publish_relaxed` | the MPMC producer's `FULL` store is `Relaxed` | every `mpmc` model | causality violation |
 //! | `mpmc_release_relaxed` | the MPMC consumer's `FREE` store is `Relaxed` | every `mpmc` model that reuses a slot | causality violation |
+//! | `pool_loan_relaxed` | a pool buffer's loan, accept and shared reference are `Relaxed`, and so are its return, send and share | every `pool` model | causality violation |
+//! | `pool_unref_relaxed` | dropping a reference to a shared buffer is `Relaxed` | `a_shared_buffer_goes_back_after_its_last_reader` in `pool` | causality violation |
+//! | `pool_no_generation` | a buffer's generation never changes, so a handle names every loan of its buffer | `a_replayed_handle_never_takes_a_later_loan` in `pool` | a replayed handle not refused as stale, or taking the later loan |
+//! | `port_handover_closes` | a ring end passes through `CLOSED` on its way to `HANDOVER` | both `port_handover` models | the peer's send fails `Disconnected`, or its receive reads the end as gone |
 //!
 //! The blocking models are `blocking_send_on_full_and_blocking_recv` and
 //! `close_is_seen_after_everything_sent` in `pod_ring`, `blocking_send_and_recv` in
@@ -156,6 +176,14 @@ mod harness {
         Some("mpmc_publish_relaxed")
     } else if cfg!(ringport_mutant = "mpmc_release_relaxed") {
         Some("mpmc_release_relaxed")
+    } else if cfg!(ringport_mutant = "pool_loan_relaxed") {
+        Some("pool_loan_relaxed")
+    } else if cfg!(ringport_mutant = "pool_unref_relaxed") {
+        Some("pool_unref_relaxed")
+    } else if cfg!(ringport_mutant = "pool_no_generation") {
+        Some("pool_no_generation")
+    } else if cfg!(ringport_mutant = "port_handover_closes") {
+        Some("port_handover_closes")
     } else {
         None
     };
