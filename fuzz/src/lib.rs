@@ -6,6 +6,7 @@
 
 pub mod broadcast;
 pub mod mpmc;
+pub mod pool;
 pub mod rpc;
 pub mod state;
 mod support;
