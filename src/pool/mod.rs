@@ -488,6 +488,11 @@ impl BufferPool {
 
     /// Opens the named pool `name` that another process created.
     ///
+    /// A process is one participant: every handle it opens or clones of one pool shares
+    /// its participant record, so buffers belong to processes, not to handles (a handle
+    /// presented twice in one process reads `AlreadyReceived` whichever pool handle takes
+    /// it the second time).
+    ///
     /// # Errors
     /// [`PoolError::Segment`] (not found, not a pool, damaged header or sizes), or
     /// [`PoolError::Full`] when every participant record is held by a live process.
