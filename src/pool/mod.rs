@@ -36,6 +36,12 @@
 //! gets [`TransferError::Stale`]: in-flight buffers belong to their sender until they
 //! are received, so a sender must outlive its deliveries.
 //!
+//! One window is left open on purpose: a reader's shared reference is counted in the
+//! buffer's word and recorded in the reader's table by two stores, so a reader killed
+//! between the two (while taking or dropping a reference, a few instructions) leaves a
+//! reference nobody can tell from a counted one. The reaper then leaks that buffer rather
+//! than risk dropping a live reader's reference and freeing bytes under it.
+//!
 //! # Example
 //! ```
 //! use ringport::pool::{BufferPool, PoolOptions};

@@ -265,7 +265,9 @@ impl BufferSubscriber {
         }
     }
 
-    /// The next shared buffer, if one is ready now.
+    /// The next shared buffer, if one is ready now. A handle that is refused (for
+    /// example with [`TransferError::SharedLimit`]) uses its message up: the subscriber
+    /// has moved past it.
     ///
     /// # Errors
     /// The ring's errors (`Empty`, `Lagged(n)`: `n` buffers missed, `Disconnected`,
