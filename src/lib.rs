@@ -69,9 +69,11 @@ pub mod rpc;
 pub mod segment;
 mod signal;
 pub mod state;
+mod sync;
 #[cfg(not(loom))]
 pub mod transfer;
-mod sync;
+#[cfg(not(loom))]
+pub mod typed;
 mod words;
 
 pub use error::{Corruption, RecvError, SendError};

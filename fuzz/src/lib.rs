@@ -11,3 +11,4 @@ pub mod rpc;
 pub mod state;
 mod support;
 pub mod targets;
+pub mod typed;
