@@ -11,4 +11,5 @@ pub mod rpc;
 pub mod state;
 mod support;
 pub mod targets;
+pub mod transfer;
 pub mod typed;
