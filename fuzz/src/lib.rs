@@ -1,7 +1,8 @@
 //! Fuzz targets for ringport. Each target's logic lives in [`targets`] (those of
 //! `ringport::state` in [`state`], of the MPMC and broadcast rings in [`mpmc`] and
-//! [`broadcast`], of the request/response envelope in [`rpc`]) as a plain function of
-//! the input bytes, so `tests/fuzz_replay*.rs` in the main crate run exactly the code
+//! [`broadcast`], of the request/response envelope in [`rpc`], of the buffer pool in
+//! [`pool`], of transfer messages in [`transfer`], of the typed decoder in [`typed`]) as
+//! a plain function of the input bytes, so `tests/fuzz_replay*.rs` in the main crate run exactly the code
 //! libFuzzer runs.
 
 pub mod broadcast;
