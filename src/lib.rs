@@ -60,6 +60,7 @@ pub mod pool;
 mod port;
 #[cfg(not(loom))]
 pub mod process;
+pub mod queue;
 #[cfg(not(loom))]
 mod region;
 pub mod ring;
