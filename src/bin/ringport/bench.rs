@@ -30,12 +30,15 @@ pub struct BenchArgs {
     /// Messages per single-u64 throughput row; batched rows send 4 times as many, slow
     /// peers a sixth, frame rows an eighth (64 B) or a fortieth (4 KiB); shared-state
     /// read rows read a fortieth; MPMC rows send and fan-out rows deliver a two-hundredth
-    /// (the MPMC scaling rows send a fortieth).
+    /// (the MPMC scaling rows send a fortieth); rows of messages in full of B bytes send
+    /// N / (100 + B / 20), about 4 GB of large messages.
     #[arg(long, value_name = "N")]
     messages: Option<u64>,
     /// Recorded round trips per busy round-trip row; rows whose sides sleep do 1/300;
     /// shared-state rows time 1/100 as many batches of 256 operations, or 1/600 as many
-    /// wake-ups; broadcast publish-time rows 1/1000 as many batches of 256 publishes.
+    /// wake-ups; broadcast publish-time rows 1/1000 as many batches of 256 publishes;
+    /// zero-copy transfer rows time 1/100 as many batches of 64 transfers, or do 1/10 as
+    /// many round trips of two transfers.
     #[arg(long, value_name = "N")]
     rounds: Option<u64>,
     /// A smoke run of about 15 seconds: a fifth of the default sizes.
@@ -94,6 +97,9 @@ impl Plan {
             Size::MpmcScaling => (messages / SCALING_SHARE, 0),
             Size::Fanout(subscribers) => (messages / (FANOUT_SHARE * subscribers as u64), 0),
             Size::Publishes => (rounds / 1000, 0),
+            Size::Transfers => (rounds / 100, 0),
+            Size::TransferRtt => (rounds / 10, 0),
+            Size::Messages(bytes) => (messages / (100 + bytes as u64 / 20), bytes),
         };
         if size.is_latency() {
             let count = count.max(1);
@@ -102,6 +108,17 @@ impl Plan {
                 count,
                 frame,
                 trials: 1,
+            };
+        }
+        if let Size::Messages(_) = size {
+            // Messages are sent one at a time, and large ones take a millisecond each:
+            // no chunks to round to.
+            let count = (count / TRIALS).max(8);
+            return Plan {
+                warm: (count / 10).max(2),
+                count,
+                frame,
+                trials: TRIALS,
             };
         }
         // Runs send in chunks of 256; whole chunks keep every run's count exact.
@@ -427,6 +444,25 @@ mod tests {
         assert_eq!((p.warm, p.count), (100, 1));
         let p = Plan::new(Size::Publishes, MESSAGES, ROUNDS);
         assert_eq!((p.count, p.trials), (3_000, 1));
+        let p = Plan::new(Size::Transfers, MESSAGES, ROUNDS);
+        assert_eq!((p.warm, p.count, p.trials), (3_000, 30_000, 1));
+        let p = Plan::new(Size::TransferRtt, MESSAGES, ROUNDS);
+        assert_eq!((p.count, p.trials), (300_000, 1));
+    }
+
+    #[test]
+    fn message_plans_move_about_the_same_bytes_whatever_the_size() {
+        for bytes in [1 << 20, 4 << 20] {
+            let p = Plan::new(Size::Messages(bytes), MESSAGES, ROUNDS);
+            assert_eq!((p.frame, p.trials), (bytes, TRIALS));
+            let moved = (p.count * p.trials * bytes as u64) as f64;
+            assert!((3.9e9..4.1e9).contains(&moved), "{bytes}: {p:?}");
+        }
+        let small = Plan::new(Size::Messages(64), MESSAGES, ROUNDS);
+        assert!(small.count > 300_000, "{small:?}");
+        // Tiny runs still send and warm up.
+        let p = Plan::new(Size::Messages(4 << 20), 1, 1);
+        assert_eq!((p.warm, p.count), (2, 8));
     }
 
     #[test]

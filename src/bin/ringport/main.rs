@@ -2,16 +2,20 @@
 //!
 //! `ringport bench` measures ringport's rings and ports against the floors of the machine
 //! (cache lines bounced between two CPUs, a futex both sides sleep on) and against peer
-//! queues, its MPMC and broadcast rings against peer queues and channels, and its shared
-//! state table against std maps, all in one invocation, and prints each row's ratio to
-//! its reference. See `ringport bench --help` and `--list`.
+//! queues, its MPMC and broadcast rings against peer queues and channels, its shared
+//! state table against std maps, and its zero-copy buffer pool against channels of
+//! `Vec`s, copies through a ring or a socket and (feature `iceoryx2`) iceoryx2, all in one
+//! invocation, and prints each row's ratio to its reference. See `ringport bench --help`
+//! and `--list`.
 //!
 //! Layout: [`scenarios`] is the registry of rows; [`bench`] runs a selection of them;
 //! [`rtt`] and [`tput`] are the generic round-trip and throughput harnesses, fed by the
 //! transports in [`links`], [`floor`], [`ipc`] and [`streams`]; [`queues`] has the MPMC
 //! rows (producers and consumers on one queue), [`fanout`] the broadcast rows (one
-//! publisher, many subscribers), [`requests`] the request/response rows and [`state`] the
-//! shared state table's rows, each with harnesses of their own; [`child`] is the re-exec protocol of cross-process rows;
+//! publisher, many subscribers), [`requests`] the request/response rows, [`state`] the
+//! shared state table's rows and [`transfer`] the zero-copy transfer rows (with
+//! `iceoryx` behind its feature), each with harnesses of their own; [`child`] is the
+//! re-exec protocol of cross-process rows;
 //! [`machine`] measures how much other processes disturbed each row; [`watchdog`] turns
 //! every failure or hang into a loud exit that leaves no child and no name behind;
 //! [`report`] prints the results.
@@ -24,6 +28,8 @@ mod bench;
 mod child;
 mod fanout;
 mod floor;
+#[cfg(feature = "iceoryx2")]
+mod iceoryx;
 mod ipc;
 mod links;
 mod machine;
@@ -37,6 +43,7 @@ mod shm;
 mod state;
 mod streams;
 mod tput;
+mod transfer;
 mod watchdog;
 
 use clap::{Parser, Subcommand};

@@ -5,13 +5,16 @@
 //! nanoseconds per operation or one-way wake-ups rather than round trips, and their
 //! throughput counts reads. So do the MPMC rows (`mpmc/...`, `mpmc-scaling/...`), whose
 //! threads may outnumber the CPUs, and the broadcast rows (`broadcast/...`), whose
-//! throughput counts deliveries and whose subscribers may lose messages to lags.
+//! throughput counts deliveries and whose subscribers may lose messages to lags. So do the
+//! zero-copy transfer rows (`transfer/...`): the cost of one transfer per buffer size, and
+//! messages of up to 4 MiB in full, counted in thousands per second and in GB/s.
 
 use crate::bench::{Measured, Numbers, Plan};
 use crate::pin::Cpus;
 use crate::scenarios::{Scenario, FRAME_RING, SCALING, SLOTS};
 use crate::state::BATCH;
 use crate::tput::TRIALS;
+use crate::transfer;
 use ringport::ring::PodRing;
 use serde_json::json;
 use std::time::Duration;
@@ -116,9 +119,28 @@ fn is_broadcast(name: &str) -> bool {
     name.starts_with("broadcast/")
 }
 
+/// Whether `name` is a zero-copy transfer row, reported in tables of their own.
+fn is_transfer(name: &str) -> bool {
+    name.starts_with("transfer/")
+}
+
 /// Whether `name` is a row of one producer and one consumer (or a round trip).
 fn is_pair(name: &str) -> bool {
-    !is_state(name) && !is_mpmc(name) && !is_broadcast(name)
+    !is_state(name) && !is_mpmc(name) && !is_broadcast(name) && !is_transfer(name)
+}
+
+/// What a throughput row's rates are divided by in the report, and the unit that gives:
+/// messages of up to 4 MiB go by thousands a second, not millions.
+fn rate_unit(name: &str) -> (f64, &'static str) {
+    if is_state(name) {
+        (1e6, "M reads/s")
+    } else if is_broadcast(name) {
+        (1e6, "M deliveries/s")
+    } else if is_transfer(name) {
+        (1e3, "k msg/s")
+    } else {
+        (1e6, "M msg/s")
+    }
 }
 
 impl Row {
@@ -251,11 +273,10 @@ impl Row {
         match self.stats {
             Stats::Latency { p50, .. } => (p50 as f64, "ns"),
             Stats::PerOp { p50, .. } => (p50, "ns/op"),
-            Stats::Throughput { .. } if is_state(self.name) => (self.metric() / 1e6, "M reads/s"),
-            Stats::Throughput { .. } if is_broadcast(self.name) => {
-                (self.metric() / 1e6, "M deliveries/s")
+            Stats::Throughput { .. } => {
+                let (per, unit) = rate_unit(self.name);
+                (self.metric() / per, unit)
             }
-            Stats::Throughput { .. } => (self.metric() / 1e6, "M msg/s"),
         }
     }
 
@@ -373,10 +394,11 @@ pub fn progress_line(row: &Row, done: &[Row], cpus: usize) -> String {
             slowest, fastest, ..
         } => {
             let (rate, unit) = row.headline();
+            let (per, _) = rate_unit(row.name);
             let mut t = format!(
                 "{rate:.1} {unit} (runs {:.1} to {:.1})",
-                slowest / 1e6,
-                fastest / 1e6
+                slowest / per,
+                fastest / per
             );
             if let Some(gb) = row.gb_per_s() {
                 t += &format!(", {gb:.2} GB/s");
@@ -478,6 +500,7 @@ pub fn print_table(rows: &[Row], meta: &Meta) {
     print_mpmc_table(rows, cpus);
     print_broadcast_tables(rows, cpus);
     print_state_tables(rows);
+    print_transfer_tables(rows);
     println!();
     println!("Targets (medians of this run)");
     for line in targets(rows, cpus) {
@@ -659,12 +682,13 @@ fn print_throughputs(rows: &[Row], keep: fn(&Row) -> bool, title: &str, extra: C
         } = row.stats
         {
             let extra = extra_cell(row);
+            let (per, _) = rate_unit(row.name);
             println!(
                 "{:<names$} {:>8.1} {:>8.1} {:>8.1} {extra:>w$} {messages:>11} {:>7}  {:<width$} {:>9} {:>6}",
                 row.name,
-                row.rate().unwrap_or(0.0) / 1e6,
-                slowest / 1e6,
-                fastest / 1e6,
+                row.rate().unwrap_or(0.0) / per,
+                slowest / per,
+                fastest / per,
                 ratio_cell(row, rows),
                 row.reference.unwrap_or("-"),
                 futex_cell(row),
@@ -702,6 +726,44 @@ fn print_state_tables(rows: &[Row]) {
         ("writes", &|row| {
             row.peer_rate
                 .map_or_else(|| "-".to_owned(), |r| format!("{:.2}", r / 1e6))
+        }),
+    );
+}
+
+/// The zero-copy transfer rows, if any ran: the cost of one transfer pipelined and in
+/// ping-pong, and messages in full.
+fn print_transfer_tables(rows: &[Row]) {
+    print_per_ops(
+        rows,
+        |r| is_transfer(r.name),
+        &format!(
+            "Zero-copy transfer cost, pipelined: loan a buffer of the size named, write a {}-byte \
+             header, into_handle, PodPort<BufferHandle> to another thread, accept, check the \
+             header, drop; ns per transfer, percentiles over timed batches of {} (ratio = p50 / \
+             reference p50: flat is 1)",
+            transfer::HEADER,
+            transfer::BATCH
+        ),
+        ("", &|_| String::new()),
+    );
+    print_latencies(
+        rows,
+        |r| is_transfer(r.name),
+        "Zero-copy transfer ping-pong: a transfer of a buffer of the size named to the other \
+         thread and one back (each: loan, header, send, accept, check, drop), ns per round trip \
+         (ratio = p50 / reference p50: flat is 1)",
+    );
+    print_throughputs(
+        rows,
+        |r| is_transfer(r.name),
+        &format!(
+            "Messages in full (the producer writes every byte, the consumer reads every byte), \
+             k msg/s: median, slowest and fastest of {TRIALS} runs; GB/s = median x size (ratio = \
+             median / reference median)"
+        ),
+        ("GB/s", &|row| {
+            row.gb_per_s()
+                .map_or_else(|| "-".to_owned(), |g| format!("{g:.2}"))
         }),
     );
 }
@@ -996,6 +1058,69 @@ const TARGETS: &[Target] = &[
         min_cpus: 0,
     },
     Target {
+        what: "zero-copy transfer cost, pipelined: 4 MiB buffers vs 4 KiB (flat)",
+        row: "transfer/pipelined-4MiB/threads",
+        against: "transfer/pipelined-4KiB/threads",
+        bound: Bound::AtMost(1.2),
+        min_cpus: 0,
+    },
+    Target {
+        what: "zero-copy transfer cost, ping-pong round trip: 4 MiB buffers vs 4 KiB (flat)",
+        row: "transfer/ping-pong-4MiB/threads",
+        against: "transfer/ping-pong-4KiB/threads",
+        bound: Bound::AtMost(1.2),
+        min_cpus: 0,
+    },
+    Target {
+        what: "1 MiB messages in full between threads: zero-copy vs crossbeam-channel of fresh Vec<u8>",
+        row: "transfer/zero-copy-1MiB/threads",
+        against: "transfer/crossbeam-vec-1MiB/threads",
+        bound: Bound::AtLeast(2.0),
+        min_cpus: 0,
+    },
+    Target {
+        what: "1 MiB messages in full between processes: zero-copy vs Unix domain socket",
+        row: "transfer/zero-copy-1MiB/processes",
+        against: "transfer/unix-socket-1MiB/processes",
+        bound: Bound::AtLeast(5.0),
+        min_cpus: 0,
+    },
+    Target {
+        what: "1 MiB messages in full between processes: zero-copy vs iceoryx2",
+        row: "transfer/zero-copy-1MiB/processes",
+        against: "transfer/iceoryx2-1MiB/processes",
+        bound: Bound::AtLeast(1.0),
+        min_cpus: 0,
+    },
+    Target {
+        what: "zero-copy transfer cost, pipelined: 64 B buffers vs 4 KiB",
+        row: "transfer/pipelined-64B/threads",
+        against: "transfer/pipelined-4KiB/threads",
+        bound: Bound::Info,
+        min_cpus: 0,
+    },
+    Target {
+        what: "1 MiB messages in full between threads: frame ring copy vs crossbeam-channel of Vec",
+        row: "transfer/frame-ring-copy-1MiB/threads",
+        against: "transfer/crossbeam-vec-1MiB/threads",
+        bound: Bound::Info,
+        min_cpus: 0,
+    },
+    Target {
+        what: "64 B messages in full between threads: zero-copy vs crossbeam-channel of Vec",
+        row: "transfer/zero-copy-64B/threads",
+        against: "transfer/crossbeam-vec-64B/threads",
+        bound: Bound::Info,
+        min_cpus: 0,
+    },
+    Target {
+        what: "4 MiB messages in full between threads: zero-copy vs crossbeam-channel of Vec",
+        row: "transfer/zero-copy-4MiB/threads",
+        against: "transfer/crossbeam-vec-4MiB/threads",
+        bound: Bound::Info,
+        min_cpus: 0,
+    },
+    Target {
         what:
             "broadcast fan-out to 8 subscribers: backpressure ring (lossless) deliveries vs tokio",
         row: "broadcast/ringport-backpressure-8sub/threads",
@@ -1028,6 +1153,8 @@ fn targets(rows: &[Row], cpus: usize) -> Vec<String> {
             let (Some(row), Some(against)) = found else {
                 let how = if t.row.starts_with(SCALING) {
                     format!(" (opt-in: ringport bench --only {SCALING})")
+                } else if t.against.contains("iceoryx2") && !cfg!(feature = "iceoryx2") {
+                    " (needs a build with --features iceoryx2)".to_owned()
                 } else {
                     String::new()
                 };
@@ -1233,5 +1360,32 @@ pub fn print_list(all: &[Scenario]) {
             s.reference.unwrap_or("(reference)"),
             s.about
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_target_names_rows_that_exist() {
+        let all = crate::scenarios::all();
+        for t in TARGETS {
+            for name in [t.row, t.against] {
+                let built = !name.contains("iceoryx2") || cfg!(feature = "iceoryx2");
+                let exists = all.iter().any(|s| s.name == name);
+                assert_eq!(exists, built, "{}: {name}", t.what);
+            }
+        }
+    }
+
+    #[test]
+    fn transfer_rows_have_tables_and_units_of_their_own() {
+        assert!(!is_pair("transfer/zero-copy-1MiB/processes"));
+        assert_eq!(
+            rate_unit("transfer/crossbeam-vec-4MiB/threads").1,
+            "k msg/s"
+        );
+        assert_eq!(rate_unit("tput/pod-ring/threads").1, "M msg/s");
     }
 }

@@ -28,6 +28,7 @@ use crate::streams::{
     PodPortBlocking, PodPortOne, PodRingBatch, PodRingOne, RtrbBytes, RtrbChunks, RtrbOne,
 };
 use crate::tput::{self, InProcessStream, NamedStream};
+use crate::transfer::{self, CrossbeamVec, FrameRingCopy, PingPong, UnixSocket, ZeroCopy};
 use crate::Result;
 
 /// Messages each `u64` queue holds, ringport's and the peers' alike.
@@ -67,6 +68,12 @@ pub const RPC_FLOOR_THREADS: &str = "rpc/futex-sleep/threads";
 pub const RPC_FLOOR_PROCESSES: &str = "rpc/futex-sleep/processes";
 /// Reference of the broadcast ring's publish time beside more subscribers.
 pub const PUBLISH_1: &str = "broadcast/publish-overwrite-1sub/threads";
+/// Reference of the pipelined zero-copy transfer rows.
+pub const PIPELINED_4K: &str = "transfer/pipelined-4KiB/threads";
+/// Reference of the zero-copy transfer ping-pong rows.
+pub const PING_PONG_4K: &str = "transfer/ping-pong-4KiB/threads";
+/// Reference of the rows of 1 MiB messages in full between processes.
+pub const UNIX_SOCKET_1M: &str = "transfer/unix-socket-1MiB/processes";
 /// What an `--only` value must contain to select the MPMC scaling rows, which the
 /// default run leaves out.
 pub const SCALING: &str = "mpmc-scaling";
@@ -105,6 +112,13 @@ pub enum Size {
     Fanout(usize),
     /// `--rounds / 1000` timed batches of [`state::BATCH`] publishes beside subscribers.
     Publishes,
+    /// `--rounds / 100` timed batches of [`transfer::BATCH`] zero-copy transfers.
+    Transfers,
+    /// `--rounds / 10` round trips of two zero-copy transfers.
+    TransferRtt,
+    /// Messages of this many bytes written and read in full: `--messages / (100 + bytes /
+    /// 20)` of them, about 4 GB for large messages.
+    Messages(usize),
 }
 
 impl Size {
@@ -113,7 +127,13 @@ impl Size {
     pub fn is_latency(self) -> bool {
         matches!(
             self,
-            Size::Rtt | Size::RttSleeping | Size::Ops | Size::Wakes | Size::Publishes
+            Size::Rtt
+                | Size::RttSleeping
+                | Size::Ops
+                | Size::Wakes
+                | Size::Publishes
+                | Size::Transfers
+                | Size::TransferRtt
         )
     }
 
@@ -398,6 +418,7 @@ pub fn all() -> Vec<Scenario> {
         rows.extend(family);
     }
     rows.extend(publish_times());
+    rows.extend(transfers());
     for family in [
         mpmc_family!("mpmc-scaling", 1, 1, Size::MpmcScaling, Some(SCALING)),
         mpmc_family!("mpmc-scaling", 2, 2, Size::MpmcScaling, Some(SCALING)),
@@ -406,6 +427,188 @@ pub fn all() -> Vec<Scenario> {
     ] {
         rows.extend(family);
     }
+    rows
+}
+
+/// A pipelined transfer-cost row of `$size`-byte buffers, `$label` in its name.
+macro_rules! pipelined {
+    ($label:literal, $size:expr) => {
+        row_by(
+            spec(
+                concat!("transfer/pipelined-", $label, "/threads"),
+                concat!(
+                    "loan ",
+                    $label,
+                    ", 64-byte header, into_handle, PodPort<BufferHandle>, accept, check, drop; streamed"
+                ),
+                true,
+                Size::Transfers,
+            ),
+            PIPELINED_4K,
+            transfer::pipelined::<{ $size }>,
+        )
+    };
+}
+
+/// A transfer ping-pong row of `$size`-byte buffers, `$label` in its name.
+macro_rules! ping_pong {
+    ($label:literal, $size:expr) => {{
+        let name = concat!("transfer/ping-pong-", $label, "/threads");
+        Scenario {
+            reference: (name != PING_PONG_4K).then_some(PING_PONG_4K),
+            ..rtt_threads::<PingPong<{ $size }>>(spec(
+                name,
+                concat!(
+                    "a transfer of a ",
+                    $label,
+                    " buffer there, one back (loan, header, send, accept, check, drop)"
+                ),
+                true,
+                Size::TransferRtt,
+            ))
+        }
+    }};
+}
+
+/// The rows of `$size`-byte messages in full between threads, `$label` in their names:
+/// the reference (a fresh `Vec` per message through crossbeam-channel), the zero-copy
+/// pool, the frame ring's copy, and the reference again.
+macro_rules! full_messages {
+    ($label:literal, $size:expr) => {{
+        let reference = concat!("transfer/crossbeam-vec-", $label, "/threads");
+        let spec = |name, about, counts_futex| spec(name, about, counts_futex, Size::Messages($size));
+        vec![
+            tput_threads::<CrossbeamVec<{ $size }>>(
+                spec(
+                    reference,
+                    concat!(
+                        "crossbeam_channel::bounded, a fresh vec![byte; ",
+                        $label,
+                        "] per message, read in full and dropped"
+                    ),
+                    false,
+                ),
+                reference,
+            ),
+            tput_threads::<ZeroCopy<{ $size }>>(
+                spec(
+                    concat!("transfer/zero-copy-", $label, "/threads"),
+                    "pool buffer written in full, handle through a PodPort, accepted, read in place",
+                    true,
+                ),
+                reference,
+            ),
+            tput_threads::<FrameRingCopy<{ $size }>>(
+                spec(
+                    concat!("transfer/frame-ring-copy-", $label, "/threads"),
+                    "reused Vec written in full, FrameRing::try_send copies it, read in place",
+                    true,
+                ),
+                reference,
+            ),
+            recheck(
+                tput_threads::<CrossbeamVec<{ $size }>>(
+                    spec(
+                        concat!("transfer/crossbeam-vec-again-", $label, "/threads"),
+                        "crossbeam-channel of fresh Vecs again: did it move?",
+                        false,
+                    ),
+                    reference,
+                ),
+                reference,
+            ),
+        ]
+    }};
+}
+
+/// The zero-copy transfer rows (issue 4): the cost of one transfer by buffer size,
+/// pipelined and in ping-pong; messages of 64 B to 4 MiB written and read in full between
+/// threads; 1 MiB messages in full between processes.
+fn transfers() -> Vec<Scenario> {
+    const MIB: usize = 1 << 20;
+    let mut rows = vec![
+        pipelined!("4KiB", 4096),
+        pipelined!("64B", 64),
+        pipelined!("64KiB", 1 << 16),
+        pipelined!("1MiB", MIB),
+        pipelined!("4MiB", 4 * MIB),
+        recheck(
+            row_by(
+                spec(
+                    "transfer/pipelined-again-4KiB/threads",
+                    "pipelined 4 KiB transfers again: did it move?",
+                    true,
+                    Size::Transfers,
+                ),
+                PIPELINED_4K,
+                transfer::pipelined::<4096>,
+            ),
+            PIPELINED_4K,
+        ),
+        ping_pong!("4KiB", 4096),
+        ping_pong!("64B", 64),
+        ping_pong!("64KiB", 1 << 16),
+        ping_pong!("1MiB", MIB),
+        ping_pong!("4MiB", 4 * MIB),
+        recheck(
+            rtt_threads::<PingPong<4096>>(spec(
+                "transfer/ping-pong-again-4KiB/threads",
+                "4 KiB transfer ping-pong again: did it move?",
+                true,
+                Size::TransferRtt,
+            )),
+            PING_PONG_4K,
+        ),
+    ];
+    for family in [
+        full_messages!("64B", 64),
+        full_messages!("4KiB", 4096),
+        full_messages!("64KiB", 1 << 16),
+        full_messages!("1MiB", MIB),
+        full_messages!("4MiB", 4 * MIB),
+    ] {
+        rows.extend(family);
+    }
+    let between = |name, about, counts_futex| spec(name, about, counts_futex, Size::Messages(MIB));
+    rows.push(Scenario {
+        reference: None,
+        ..tput_processes::<UnixSocket<MIB>>(
+            between(
+                UNIX_SOCKET_1M,
+                "Unix stream socket, reused 1 MiB buffer written in full, write_all / read_exact",
+                false,
+            ),
+            UNIX_SOCKET_1M,
+        )
+    });
+    rows.push(tput_processes::<ZeroCopy<MIB>>(
+        between(
+            "transfer/zero-copy-1MiB/processes",
+            "named pool, 1 MiB buffers written in full, handles through a named PodPort, child reads in place",
+            true,
+        ),
+        UNIX_SOCKET_1M,
+    ));
+    #[cfg(feature = "iceoryx2")]
+    rows.push(tput_processes::<crate::iceoryx::Iceoryx2<MIB>>(
+        between(
+            "transfer/iceoryx2-1MiB/processes",
+            "iceoryx2 publish-subscribe, loaned [u8] samples of 1 MiB written in full, child reads in place",
+            false,
+        ),
+        UNIX_SOCKET_1M,
+    ));
+    rows.push(recheck(
+        tput_processes::<UnixSocket<MIB>>(
+            between(
+                "transfer/unix-socket-again-1MiB/processes",
+                "Unix socket again: did it move?",
+                false,
+            ),
+            UNIX_SOCKET_1M,
+        ),
+        UNIX_SOCKET_1M,
+    ));
     rows
 }
 
@@ -1193,6 +1396,42 @@ mod tests {
         let default = all.iter().filter(|s| s.opt_in.is_none()).count();
         assert_eq!(names(&[]).len(), default);
         assert!(names(&["no-such-row"]).is_empty());
+    }
+
+    #[test]
+    fn the_transfer_family_runs_together() {
+        let all = all();
+        let only = vec!["transfer".to_owned()];
+        let names: Vec<&str> = select(&all, &only).iter().map(|s| s.name).collect();
+        assert!(
+            names.iter().all(|n| n.starts_with("transfer/")),
+            "{names:?}"
+        );
+        let iceoryx2 = usize::from(cfg!(feature = "iceoryx2"));
+        assert_eq!(names.len(), 2 * 6 + 5 * 4 + 3 + iceoryx2);
+        for size in ["64B", "4KiB", "64KiB", "1MiB", "4MiB"] {
+            for path in [
+                "pipelined",
+                "ping-pong",
+                "crossbeam-vec",
+                "zero-copy",
+                "frame-ring-copy",
+            ] {
+                let name = format!("transfer/{path}-{size}/threads");
+                assert!(names.contains(&name.as_str()), "{name} missing");
+            }
+        }
+        let row = |name: &str| all.iter().find(|s| s.name == name).unwrap();
+        assert_eq!(
+            row("transfer/ping-pong-4MiB/threads").reference,
+            Some(PING_PONG_4K)
+        );
+        assert_eq!(row(PING_PONG_4K).reference, None);
+        assert_eq!(row(UNIX_SOCKET_1M).reference, None);
+        assert_eq!(
+            row("transfer/zero-copy-1MiB/processes").reference,
+            Some(UNIX_SOCKET_1M)
+        );
     }
 
     #[test]
