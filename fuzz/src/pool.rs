@@ -640,22 +640,11 @@ impl Run {
             b.state = State::Free;
             b.gen = b.gen.wrapping_add(1);
         }
-        self.returned(index);
-    }
-
-    /// A buffer that went back becomes where its class's next loan starts looking; for a
-    /// damaged one, whether it went back is unknown, and so is the cursor.
-    fn returned(&mut self, index: u32) {
-        let c = class_of(&self.classes, index as usize);
-        self.cursors[c] = (self.exact(index) && self.bufs[index as usize].state == State::Free)
-            .then(|| (index as usize - self.classes[c].first) as u64);
     }
 
     /// The model's side of one reference to a shared buffer dropping.
     fn unref(&mut self, index: u32, anchor: bool) {
         if !self.exact(index) {
-            let c = class_of(&self.classes, index as usize);
-            self.cursors[c] = None;
             return;
         }
         let b = &mut self.bufs[index as usize];
@@ -679,9 +668,6 @@ impl Run {
                 anchored: anchored && !anchor,
             }
         };
-        if b.state == State::Free {
-            self.returned(index);
-        }
     }
 
     fn put_held(&mut self, to: u8, buf: Buffer, owner: u32) {
@@ -1211,10 +1197,6 @@ impl Run {
         let back = self.pools[usize::from(via)].reclaim();
         if self.records_damaged {
             assert!(back <= self.total(), "reclaimed {back}");
-            // What came back moved the cursors of its classes, unseen by the model.
-            if back > 0 {
-                self.cursors.iter_mut().for_each(|c| *c = None);
-            }
         } else {
             // Every record names this live process, or nobody.
             assert_eq!(back, 0, "reclaimed from live participants");

@@ -134,21 +134,9 @@ impl PoolCore {
             )
             .is_ok();
         if freed {
-            self.returned(index);
+            self.mem.ctrl().space.notify(self.scope());
         }
         freed
-    }
-
-    /// After a buffer went back: the next loan of its class starts at it, since the
-    /// buffer returned last is the one most likely still in the caches (a cursor that
-    /// only moved forward handed out the coldest buffer of the class every time), and
-    /// a waiting loan wakes.
-    fn returned(&self, index: u32) {
-        let geo = &self.mem.geo;
-        let class = geo.class_of(index as usize);
-        let at = index as usize - geo.classes[class].first;
-        self.mem.ctrl().cursors[class].store(at as u64, Ordering::Relaxed);
-        self.mem.ctrl().space.notify(self.scope());
     }
 
     /// Marks a held buffer in flight from this process.
@@ -270,7 +258,7 @@ impl PoolCore {
             match state.compare_exchange_weak(s, next, UNREF, Ordering::Relaxed) {
                 Ok(_) => {
                     if kind_of(next) == FREE {
-                        self.returned(index);
+                        self.mem.ctrl().space.notify(self.scope());
                     }
                     return;
                 }
