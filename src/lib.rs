@@ -76,6 +76,7 @@ pub mod transfer;
 #[cfg(not(loom))]
 pub mod typed;
 mod words;
+pub mod worker;
 
 pub use error::{Corruption, RecvError, SendError};
 #[cfg(not(loom))]
