@@ -17,10 +17,11 @@
 //!   them with no serialisation over a [`typed::local`](crate::typed::local) channel.
 //! - [`WorkerPool::processes`] (feature `serde`): worker processes started from this very
 //!   program, each with a private named [`MessageChannel`](crate::MessageChannel); tasks
-//!   and results cross as postcard encodings. The program calls [`serve_if_worker`] first
-//!   thing in `main`: in a worker process it serves tasks and never returns. A worker
-//!   process that dies (a crash, `SIGKILL`) is replaced, and its task in flight fails
-//!   with [`TaskError::WorkerDied`] or runs again, as the [`RetryPolicy`] says.
+//!   and results cross as postcard encodings (the frames are in [`wire`]). The program
+//!   calls [`serve_if_worker`] first thing in `main`: in a worker process it serves
+//!   tasks and never returns. A worker process that dies (a crash, `SIGKILL`) is
+//!   replaced, and its task in flight fails with [`TaskError::WorkerDied`] or runs
+//!   again, as the [`RetryPolicy`] says.
 //!
 //! # Threads, and why
 //!
@@ -69,6 +70,39 @@ pub use launch::{ProcessOptions, StartError};
 pub use process::RetryPolicy;
 #[cfg(feature = "serde")]
 pub use serve::serve_if_worker;
+
+#[cfg(feature = "serde")]
+pub mod wire {
+    //! The frames between a process pool and its workers. Each worker has a private
+    //! named channel, so its frames come from another process and are read as untrusted.
+    //!
+    //! The pool sends each task as one frame holding its postcard encoding (see
+    //! [`typed`](crate::typed)). The worker answers each with one frame: a tag byte, then
+    //!
+    //! ```text
+    //! READY    (nothing)          once, when the worker has opened its channel
+    //! DONE     encoded result     the handler returned Ok
+    //! FAILED   UTF-8 text         the handler returned Err (its Display), or the task or
+    //!                             the result could not be decoded or encoded
+    //! PANICKED UTF-8 text         the handler panicked; the worker exits after this reply
+    //! ```
+    //!
+    //! The pool fails the task in flight with
+    //! [`TaskError::BadReply`](crate::worker::TaskError::BadReply) for a frame that
+    //! [`Reply::parse`] refuses, for a second `READY`, and for a `DONE` whose result does
+    //! not decode.
+    //!
+    //! # Example
+    //! ```
+    //! use ringport::worker::wire::{Reply, DONE, PANICKED};
+    //!
+    //! assert_eq!(Reply::parse(&[DONE]), Some(Reply::Done(&[])));
+    //! assert_eq!(Reply::parse(b"\x03boom"), Some(Reply::Panicked("boom".into())));
+    //! assert_eq!(PANICKED, 3);
+    //! ```
+
+    pub use super::serve::{Reply, DONE, FAILED, PANICKED, READY};
+}
 
 use std::any::Any;
 use std::time::{Duration, Instant};

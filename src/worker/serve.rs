@@ -1,15 +1,5 @@
-//! Process workers, the worker's side: [`serve_if_worker`], and the replies' format.
-//!
-//! The parent sends each task as one frame holding its postcard encoding. The worker
-//! answers each with one frame: a tag byte, then
-//!
-//! ```text
-//! READY    (nothing)          once, when the worker has opened its channel
-//! DONE     encoded result     the handler returned Ok
-//! FAILED   UTF-8 text         the handler returned Err (its Display), or the task or
-//!                             the result could not be decoded or encoded
-//! PANICKED UTF-8 text         the handler panicked; the worker exits after this reply
-//! ```
+//! Process workers, the worker's side: [`serve_if_worker`], and the replies' format (see
+//! [`wire`](super::wire)).
 
 use super::panic_text;
 use crate::typed::{decode, encode};
@@ -24,25 +14,81 @@ pub(crate) const ROLE_VAR: &str = "RINGPORT_WORKER_ROLE";
 /// The name of the channel its pool created for it.
 pub(crate) const CHANNEL_VAR: &str = "RINGPORT_WORKER_CHANNEL";
 
-const READY: u8 = 0;
-const DONE: u8 = 1;
-const FAILED: u8 = 2;
-const PANICKED: u8 = 3;
+/// The tag of a worker's first frame, which it sends alone once it has opened its
+/// channel.
+///
+/// # Example
+/// ```
+/// use ringport::worker::wire::{Reply, READY};
+/// assert_eq!(Reply::parse(&[READY]), Some(Reply::Ready));
+/// ```
+pub const READY: u8 = 0;
+/// The tag of a result: the handler's `Ok` value, postcard-encoded, follows.
+///
+/// # Example
+/// ```
+/// use ringport::worker::wire::{Reply, DONE};
+/// let mut frame = vec![DONE];
+/// ringport::typed::encode(&42u32, &mut frame)?;
+/// let Some(Reply::Done(encoded)) = Reply::parse(&frame) else { unreachable!() };
+/// assert_eq!(ringport::typed::decode::<u32>(encoded)?, 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const DONE: u8 = 1;
+/// The tag of a failure: UTF-8 text follows (the handler's error, or why the task or its
+/// result could not be decoded or encoded).
+///
+/// # Example
+/// ```
+/// use ringport::worker::wire::{Reply, FAILED};
+/// assert_eq!(Reply::parse(b"\x02no"), Some(Reply::Failed("no".into())));
+/// assert_eq!(FAILED, 2);
+/// ```
+pub const FAILED: u8 = 2;
+/// The tag of a panic: the panic's UTF-8 text follows, and the worker exits after it.
+///
+/// # Example
+/// ```
+/// use ringport::worker::wire::{Reply, PANICKED};
+/// assert_eq!(Reply::parse(&[PANICKED, b'!']), Some(Reply::Panicked("!".into())));
+/// ```
+pub const PANICKED: u8 = 3;
 
 /// Whether this process entered [`serve_if_worker`] for its role.
 static SERVING: AtomicBool = AtomicBool::new(false);
 
-/// A worker's reply, parsed.
-pub(crate) enum Reply<'a> {
+/// A worker's frame, as its pool reads it.
+///
+/// # Example
+/// ```
+/// use ringport::worker::wire::{Reply, DONE, READY};
+/// assert_eq!(Reply::parse(&[DONE, 1, 2]), Some(Reply::Done(&[1, 2])));
+/// assert_eq!(Reply::parse(&[READY, 0]), None); // READY carries nothing
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply<'a> {
+    /// [`READY`]: the worker has opened its channel and waits for tasks.
     Ready,
+    /// [`DONE`]: the result's encoding, for [`typed::decode`](crate::typed::decode).
     Done(&'a [u8]),
+    /// [`FAILED`]: the text, each byte sequence that is not UTF-8 replaced by U+FFFD.
     Failed(String),
+    /// [`PANICKED`]: the panic's text, read as `Failed`'s.
     Panicked(String),
 }
 
 impl<'a> Reply<'a> {
-    /// `None` for an empty frame or an unknown tag.
-    pub(crate) fn parse(frame: &'a [u8]) -> Option<Self> {
+    /// Reads one frame of a worker. `None` for a frame that is no reply: empty, an
+    /// unknown tag, or `READY` with bytes after it.
+    ///
+    /// # Example
+    /// ```
+    /// use ringport::worker::wire::{Reply, FAILED};
+    /// assert_eq!(Reply::parse(&[FAILED, 0xff]), Some(Reply::Failed("\u{fffd}".into())));
+    /// assert_eq!(Reply::parse(&[]), None);
+    /// assert_eq!(Reply::parse(&[4]), None);
+    /// ```
+    pub fn parse(frame: &'a [u8]) -> Option<Self> {
         let (&tag, rest) = frame.split_first()?;
         let text = || String::from_utf8_lossy(rest).into_owned();
         match tag {
