@@ -452,15 +452,14 @@ impl MessageQueue {
         }
         st.pending.push(msg);
         st.queued += 1;
-        if st.pending.count() == 1 {
+        if st.pending.count() >= shared.options.batch_size || shared.options.batch_delay.is_zero() {
+            st.seal();
+            shared.publish_now(&mut st);
+        } else if st.pending.count() == 1 {
             st.pending_since = Some(Instant::now());
             if st.flusher_idle {
                 shared.work.notify_one();
             }
-        }
-        if st.pending.count() >= shared.options.batch_size || shared.options.batch_delay.is_zero() {
-            st.seal();
-            shared.publish_now(&mut st);
         }
         Ok(())
     }
