@@ -31,14 +31,16 @@ pub struct BenchArgs {
     /// peers a sixth, frame rows an eighth (64 B) or a fortieth (4 KiB); shared-state
     /// read rows read a fortieth; MPMC rows send and fan-out rows deliver a two-hundredth
     /// (the MPMC scaling rows send a fortieth); rows of messages in full of B bytes send
-    /// N / (100 + B / 20), about 4 GB of large messages.
+    /// N / (100 + B / 20), about 4 GB of large messages; tiny-task rows run and batching
+    /// rows send a hundredth.
     #[arg(long, value_name = "N")]
     messages: Option<u64>,
     /// Recorded round trips per busy round-trip row; rows whose sides sleep do 1/300;
     /// shared-state rows time 1/100 as many batches of 256 operations, or 1/600 as many
     /// wake-ups; broadcast publish-time rows 1/1000 as many batches of 256 publishes;
     /// zero-copy transfer rows time 1/100 as many batches of 64 transfers, or do 1/10 as
-    /// many round trips of two transfers.
+    /// many round trips of two transfers; worker-pool rows do 1/30 as many task round
+    /// trips; priority rows send 1/300 as many HIGH messages, one per 100 us.
     #[arg(long, value_name = "N")]
     rounds: Option<u64>,
     /// A smoke run of about 15 seconds: a fifth of the default sizes.
@@ -61,6 +63,18 @@ const MPMC_SHARE: u64 = 200;
 const SCALING_SHARE: u64 = 40;
 /// The fan-out rows deliver this fraction of `--messages`, all subscribers together.
 const FANOUT_SHARE: u64 = 200;
+/// The worker-pool round-trip rows do this fraction of `--rounds`: a task's round trip
+/// takes microseconds, a process worker's several.
+const TASK_RTT_SHARE: u64 = 30;
+/// The tiny-task rows run this fraction of `--messages`, all runs together: each task
+/// costs a pool a few hundred nanoseconds, and a run must outlast the scheduler's slices.
+const TASKS_SHARE: u64 = 100;
+/// The batching rows send this fraction of `--messages`, all runs together: batches of
+/// one cost a lock and a publish per message.
+const QUEUED_SHARE: u64 = 100;
+/// The priority rows send this fraction of `--rounds` HIGH messages, one per
+/// `priority::TICK`.
+const TICKS_SHARE: u64 = 300;
 
 /// How much one row sends.
 #[derive(Clone, Copy, Debug)]
@@ -100,6 +114,10 @@ impl Plan {
             Size::Transfers => (rounds / 100, 0),
             Size::TransferRtt => (rounds / 10, 0),
             Size::Messages(bytes) => (messages / (100 + bytes as u64 / 20), bytes),
+            Size::TaskRtt => (rounds / TASK_RTT_SHARE, 0),
+            Size::Tasks => (messages / TASKS_SHARE, 0),
+            Size::Queued => (messages / QUEUED_SHARE, 0),
+            Size::Ticks => (rounds / TICKS_SHARE, 0),
         };
         if size.is_latency() {
             let count = count.max(1);
@@ -152,6 +170,10 @@ pub struct Measured {
     /// Messages subscribers lost to lags, all runs and subscribers together, in rows
     /// whose path may overwrite.
     pub lost: Option<u64>,
+    /// Messages per frame received, in rows that send batches as frames.
+    pub per_frame: Option<f64>,
+    /// The share of the row the measuring thread waited for a CPU, where it measured it.
+    pub cpu_wait: Option<f64>,
 }
 
 /// A row's measurement proper.
@@ -179,6 +201,8 @@ impl Measured {
             peer_rate: None,
             threads: None,
             lost: None,
+            per_frame: None,
+            cpu_wait: None,
         }
     }
 
@@ -191,6 +215,8 @@ impl Measured {
             peer_rate: None,
             threads: None,
             lost: None,
+            per_frame: None,
+            cpu_wait: None,
         }
     }
 
@@ -218,6 +244,19 @@ impl Measured {
         }
     }
 
+    /// The result with the messages each frame carried.
+    pub fn with_per_frame(self, per_frame: f64) -> Measured {
+        Measured {
+            per_frame: Some(per_frame),
+            ..self
+        }
+    }
+
+    /// The result with the share of the row the measuring thread waited for a CPU.
+    pub fn with_cpu_wait(self, cpu_wait: Option<f64>) -> Measured {
+        Measured { cpu_wait, ..self }
+    }
+
     /// A throughput row's result.
     pub fn throughput(runs: Vec<(u64, u64)>, futex: u64, pinned: bool) -> Measured {
         Measured {
@@ -227,6 +266,8 @@ impl Measured {
             peer_rate: None,
             threads: None,
             lost: None,
+            per_frame: None,
+            cpu_wait: None,
         }
     }
 }
@@ -417,6 +458,8 @@ mod tests {
             Size::Mpmc,
             Size::MpmcScaling,
             Size::Fanout(8),
+            Size::Tasks,
+            Size::Queued,
         ] {
             for messages in [1, 1000, MESSAGES, MESSAGES / 5 + 3] {
                 let p = Plan::new(size, messages, ROUNDS);
@@ -448,6 +491,10 @@ mod tests {
         assert_eq!((p.warm, p.count, p.trials), (3_000, 30_000, 1));
         let p = Plan::new(Size::TransferRtt, MESSAGES, ROUNDS);
         assert_eq!((p.count, p.trials), (300_000, 1));
+        let p = Plan::new(Size::TaskRtt, MESSAGES, ROUNDS);
+        assert_eq!((p.warm, p.count, p.trials), (10_000, 100_000, 1));
+        let p = Plan::new(Size::Ticks, MESSAGES, ROUNDS);
+        assert_eq!((p.warm, p.count, p.trials), (1_000, 10_000, 1));
     }
 
     #[test]

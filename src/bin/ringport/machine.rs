@@ -6,6 +6,8 @@
 //! error. Each row therefore reports the share of all CPU time that went to something
 //! other than this run, from `/proc/stat` minus this process's and its reaped children's
 //! times: near 0% means the numbers are the machine's, tens of percent mean they are not.
+//! Rows whose measuring thread spins can also report the share of the row that thread
+//! waited for a CPU ([`ThreadSched`]), which tells a slow path from a starved thread.
 //! The cost of a clock read is printed too, since every round-trip sample contains one.
 
 use std::fs;
@@ -80,4 +82,34 @@ pub fn clock_read_ns() -> u64 {
         .collect();
     gaps.sort_unstable();
     gaps[gaps.len() / 2]
+}
+
+/// The calling thread's scheduler counters at one moment, in nanoseconds: how long it ran,
+/// and how long it waited runnable for a CPU (`/proc/thread-self/schedstat`).
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadSched {
+    ran: u64,
+    waited: u64,
+}
+
+impl ThreadSched {
+    /// The calling thread's counters now; `None` where the kernel does not keep them.
+    pub fn now() -> Option<ThreadSched> {
+        let stat = fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().ok());
+        Some(ThreadSched {
+            ran: fields.next()??,
+            waited: fields.next()??,
+        })
+    }
+
+    /// The share (0 to 1) of its time since `self` that the thread spent waiting for a
+    /// CPU while it could have run: a spinning thread that other processes keep off its
+    /// CPU. Call on the same thread as [`now`](Self::now); `None` if it neither ran nor
+    /// waited.
+    pub fn waiting_share_since(&self, later: &ThreadSched) -> Option<f64> {
+        let ran = later.ran.checked_sub(self.ran)?;
+        let waited = later.waited.checked_sub(self.waited)?;
+        (ran + waited > 0).then(|| waited as f64 / (ran + waited) as f64)
+    }
 }

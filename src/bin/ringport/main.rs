@@ -3,19 +3,22 @@
 //! `ringport bench` measures ringport's rings and ports against the floors of the machine
 //! (cache lines bounced between two CPUs, a futex both sides sleep on) and against peer
 //! queues, its MPMC and broadcast rings against peer queues and channels, its shared
-//! state table against std maps, and its zero-copy buffer pool against channels of
-//! `Vec`s, copies through a ring or a socket and (feature `iceoryx2`) iceoryx2, all in one
-//! invocation, and prints each row's ratio to its reference. See `ringport bench --help`
-//! and `--list`.
+//! state table against std maps, its zero-copy buffer pool against channels of `Vec`s,
+//! copies through a ring or a socket and (feature `iceoryx2`) iceoryx2, and its worker
+//! pools against rayon and a crossbeam-channel pool, its batching and priority queues
+//! against themselves at other settings, all in one invocation, and prints each row's
+//! ratio to its reference. See `ringport bench --help` and `--list`.
 //!
 //! Layout: [`scenarios`] is the registry of rows; [`bench`] runs a selection of them;
 //! [`rtt`] and [`tput`] are the generic round-trip and throughput harnesses, fed by the
 //! transports in [`links`], [`floor`], [`ipc`] and [`streams`]; [`queues`] has the MPMC
 //! rows (producers and consumers on one queue), [`fanout`] the broadcast rows (one
 //! publisher, many subscribers), [`requests`] the request/response rows, [`state`] the
-//! shared state table's rows and [`transfer`] the zero-copy transfer rows (with
-//! `iceoryx` behind its feature), each with harnesses of their own; [`child`] is the
-//! re-exec protocol of cross-process rows;
+//! shared state table's rows, [`transfer`] the zero-copy transfer rows (with
+//! `iceoryx` behind its feature), [`pools`] the worker pools' round trips, [`tasks`]
+//! their tiny-task throughput, [`batching`] the batching queue's rows and [`priority`]
+//! the priority queue's, each with harnesses of their own; [`child`] is the re-exec
+//! protocol of cross-process rows;
 //! [`machine`] measures how much other processes disturbed each row; [`watchdog`] turns
 //! every failure or hang into a loud exit that leaves no child and no name behind;
 //! [`report`] prints the results.
@@ -24,6 +27,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod batching;
 mod bench;
 mod child;
 mod fanout;
@@ -34,6 +38,8 @@ mod ipc;
 mod links;
 mod machine;
 mod pin;
+mod pools;
+mod priority;
 mod queues;
 mod report;
 mod requests;
@@ -42,6 +48,7 @@ mod scenarios;
 mod shm;
 mod state;
 mod streams;
+mod tasks;
 mod tput;
 mod transfer;
 mod watchdog;
@@ -80,6 +87,9 @@ enum Command {
 
 /// Dispatches to the subcommand; its exit status is the process's.
 fn main() -> ExitCode {
+    // A worker process of a pool row is this binary started again: it serves tasks here
+    // and never reaches the command line.
+    pools::serve_if_worker();
     match Cli::parse().command {
         Command::Bench(args) => bench::main(args),
         Command::BenchChild(args) => child::main(args),

@@ -104,3 +104,29 @@ pub fn pin_current(cpu: Option<usize>) -> bool {
     set.set(cpu);
     sched_setaffinity(None, &set).is_ok()
 }
+
+/// Lets the calling thread run on every CPU of `cpus` (or on whatever it may, where they
+/// could not be read); true on success. Threads it then starts inherit that, as do
+/// processes.
+pub fn unpin_current(cpus: &Cpus) -> bool {
+    if cpus.all.is_empty() {
+        return false;
+    }
+    let mut set = CpuSet::new();
+    for &c in &cpus.all {
+        set.set(c);
+    }
+    sched_setaffinity(None, &set).is_ok()
+}
+
+#[cfg(feature = "serde")]
+/// Pins process `pid` (its main thread) to `cpu`; true on success, false with no CPU to
+/// pin to or if the kernel refused.
+pub fn pin_process(pid: u32, cpu: Option<usize>) -> bool {
+    let (Some(cpu), Some(pid)) = (cpu, rustix::process::Pid::from_raw(pid as i32)) else {
+        return false;
+    };
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    sched_setaffinity(Some(pid), &set).is_ok()
+}

@@ -7,7 +7,10 @@
 //! threads may outnumber the CPUs, and the broadcast rows (`broadcast/...`), whose
 //! throughput counts deliveries and whose subscribers may lose messages to lags. So do the
 //! zero-copy transfer rows (`transfer/...`): the cost of one transfer per buffer size, and
-//! messages of up to 4 MiB in full, counted in thousands per second and in GB/s.
+//! messages of up to 4 MiB in full, counted in thousands per second and in GB/s. So do
+//! the worker pools' rows (`workers/...`: task round trips, tiny tasks per second) and
+//! the queues' (`queues/...`: batching with the messages each frame carried, HIGH
+//! priority latencies with the LOW flood's rate beside them).
 
 use crate::bench::{Measured, Numbers, Plan};
 use crate::pin::Cpus;
@@ -15,6 +18,7 @@ use crate::scenarios::{Scenario, FRAME_RING, SCALING, SLOTS};
 use crate::state::BATCH;
 use crate::tput::TRIALS;
 use crate::transfer;
+use crate::{batching, priority, tasks};
 use ringport::ring::PodRing;
 use serde_json::json;
 use std::time::Duration;
@@ -47,6 +51,10 @@ pub struct Row {
     pub threads: Option<usize>,
     /// Messages subscribers lost to lags, where the path may overwrite.
     pub lost: Option<u64>,
+    /// Messages per frame received, in rows that send batches as frames.
+    pub per_frame: Option<f64>,
+    /// The share of the row the measuring thread waited for a CPU, where it measured it.
+    pub cpu_wait: Option<f64>,
 }
 
 /// A row's numbers.
@@ -124,9 +132,24 @@ fn is_transfer(name: &str) -> bool {
     name.starts_with("transfer/")
 }
 
+/// Whether `name` is a worker pool's row, reported in tables of their own.
+fn is_workers(name: &str) -> bool {
+    name.starts_with("workers/")
+}
+
+/// Whether `name` is a batching or priority queue's row, reported in tables of their own.
+fn is_queues(name: &str) -> bool {
+    name.starts_with("queues/")
+}
+
 /// Whether `name` is a row of one producer and one consumer (or a round trip).
 fn is_pair(name: &str) -> bool {
-    !is_state(name) && !is_mpmc(name) && !is_broadcast(name) && !is_transfer(name)
+    !is_state(name)
+        && !is_mpmc(name)
+        && !is_broadcast(name)
+        && !is_transfer(name)
+        && !is_workers(name)
+        && !is_queues(name)
 }
 
 /// What a throughput row's rates are divided by in the report, and the unit that gives:
@@ -138,6 +161,8 @@ fn rate_unit(name: &str) -> (f64, &'static str) {
         (1e6, "M deliveries/s")
     } else if is_transfer(name) {
         (1e3, "k msg/s")
+    } else if is_workers(name) {
+        (1e6, "M tasks/s")
     } else {
         (1e6, "M msg/s")
     }
@@ -207,6 +232,8 @@ impl Row {
             peer_rate: m.peer_rate,
             threads: m.threads,
             lost: m.lost,
+            per_frame: m.per_frame,
+            cpu_wait: m.cpu_wait,
         }
     }
 
@@ -283,6 +310,24 @@ impl Row {
     /// This row's metric over `other`'s.
     fn ratio_to(&self, other: &Row) -> f64 {
         self.metric() / other.metric().max(f64::MIN_POSITIVE)
+    }
+
+    /// The 99th percentile of a round-trip or per-operation row; a throughput row's
+    /// metric.
+    fn p99(&self) -> f64 {
+        match self.stats {
+            Stats::Latency { p99, .. } => p99 as f64,
+            Stats::PerOp { p99, .. } => p99,
+            Stats::Throughput { .. } => self.metric(),
+        }
+    }
+
+    /// What a target on `on` compares of this row, with its unit.
+    fn headline_on(&self, on: On) -> (f64, &'static str) {
+        match on {
+            On::Headline => self.headline(),
+            On::P99 => (self.p99(), self.headline().1),
+        }
     }
 
     /// The ratio to the row's reference, if that ran.
@@ -411,7 +456,13 @@ pub fn progress_line(row: &Row, done: &[Row], cpus: usize) -> String {
         line += &format!(" ({ratio:.2}x {r})");
     }
     if let Some(rate) = row.peer_rate {
-        line += &format!(", writer {:.2} M/s", rate / 1e6);
+        line += &format!(", {} {:.2} M/s", peer_label(row.name), rate / 1e6);
+    }
+    if let Some(per) = row.per_frame {
+        line += &format!(", {per:.1} msg/frame");
+    }
+    if let Some(w) = row.cpu_wait {
+        line += &format!(", waited for a CPU {:.0}% of the row", w * 100.0);
     }
     if let (Some(lost), Some(share)) = (row.lost, row.lost_share()) {
         line += &format!(", lost {lost} to lags ({:.1}%)", share * 100.0);
@@ -432,6 +483,16 @@ pub fn progress_line(row: &Row, done: &[Row], cpus: usize) -> String {
         line += &format!(", others took {:.0}% of the CPUs", o * 100.0);
     }
     line + &format!(" [{:.1} s]", row.wall.as_secs_f64())
+}
+
+/// What the side beside the measured one does, in the progress line: the shared state's
+/// writer, or the priority rows' LOW flood.
+fn peer_label(name: &str) -> &'static str {
+    if is_queues(name) {
+        "LOW flood received"
+    } else {
+        "writer"
+    }
 }
 
 /// Prints the results as two tables and the targets.
@@ -501,6 +562,8 @@ pub fn print_table(rows: &[Row], meta: &Meta) {
     print_broadcast_tables(rows, cpus);
     print_state_tables(rows);
     print_transfer_tables(rows);
+    print_worker_tables(rows, cpus);
+    print_queue_tables(rows);
     println!();
     println!("Targets (medians of this run)");
     for line in targets(rows, cpus) {
@@ -572,11 +635,26 @@ fn print_latency_table(rows: &[Row]) {
         rows,
         |r| is_pair(r.name),
         "Round trips of 8-byte messages, ns (ratio = p50 / reference p50; futex/msg = syscalls per one-way message; others = CPU share other processes took)",
+        NO_COLUMN,
     );
 }
 
-/// The latency rows of `rows` that `keep` accepts, under `title`, if any ran.
-fn print_latencies(rows: &[Row], keep: fn(&Row) -> bool, title: &str) {
+/// No extra column.
+const NO_COLUMN: Column = ("", &|_| String::new());
+
+/// The width of an extra column with header `header`, its leading space included: none
+/// for an empty header.
+fn extra_width(header: &str) -> usize {
+    if header.is_empty() {
+        0
+    } else {
+        header.len().max(6) + 1
+    }
+}
+
+/// The latency rows of `rows` that `keep` accepts, under `title`, if any ran, with
+/// `extra` after the sample count (none if its header is empty).
+fn print_latencies(rows: &[Row], keep: fn(&Row) -> bool, title: &str, extra: Column) {
     let shown = || {
         rows.iter()
             .filter(move |r| keep(r) && matches!(r.stats, Stats::Latency { .. }))
@@ -584,12 +662,14 @@ fn print_latencies(rows: &[Row], keep: fn(&Row) -> bool, title: &str) {
     if shown().next().is_none() {
         return;
     }
+    let (extra_header, extra_cell) = extra;
+    let w = extra_width(extra_header);
     let width = reference_width(shown(), 26);
     let names = name_width(shown());
     println!();
     println!("{title}");
     println!(
-        "{:<names$} {:>8} {:>8} {:>8} {:>9} {:>7}  {:<width$} {:>9} {:>6}",
+        "{:<names$} {:>8} {:>8} {:>8} {:>9}{extra_header:>w$} {:>7}  {:<width$} {:>9} {:>6}",
         "row", "p50", "p99", "p99.9", "samples", "ratio", "reference", "futex/msg", "others"
     );
     for row in shown() {
@@ -601,8 +681,13 @@ fn print_latencies(rows: &[Row], keep: fn(&Row) -> bool, title: &str) {
             ..
         } = row.stats
         {
+            let extra = if w == 0 {
+                String::new()
+            } else {
+                extra_cell(row)
+            };
             println!(
-                "{:<names$} {p50:>8} {p99:>8} {p999:>8} {samples:>9} {:>7}  {:<width$} {:>9} {:>6}",
+                "{:<names$} {p50:>8} {p99:>8} {p999:>8} {samples:>9}{extra:>w$} {:>7}  {:<width$} {:>9} {:>6}",
                 row.name,
                 ratio_cell(row, rows),
                 row.reference.unwrap_or("-"),
@@ -707,13 +792,14 @@ fn print_state_tables(rows: &[Row]) {
             "Shared state, uncontended operations on 64-byte values, ns per operation: percentiles over \
              timed batches of {BATCH} (ratio = p50 / reference p50)"
         ),
-        ("", &|_| String::new()),
+        NO_COLUMN,
     );
     print_latencies(
         rows,
         |r| is_state(r.name),
         "Shared state, wake-ups one way, ns: a stamp taken before the set (or futex store) to the \
          woken side holding the value (ratio = p50 / reference p50; futex/msg per wake)",
+        NO_COLUMN,
     );
     print_throughputs(
         rows,
@@ -744,7 +830,7 @@ fn print_transfer_tables(rows: &[Row]) {
             transfer::HEADER,
             transfer::BATCH
         ),
-        ("", &|_| String::new()),
+        NO_COLUMN,
     );
     print_latencies(
         rows,
@@ -752,6 +838,7 @@ fn print_transfer_tables(rows: &[Row]) {
         "Zero-copy transfer ping-pong: a transfer of a buffer of the size named to the other \
          thread and one back (each: loan, header, send, accept, check, drop), ns per round trip \
          (ratio = p50 / reference p50: flat is 1)",
+        NO_COLUMN,
     );
     print_throughputs(
         rows,
@@ -768,6 +855,69 @@ fn print_transfer_tables(rows: &[Row]) {
     );
 }
 
+/// The worker pools' rows, if any ran: task round trips, and tiny tasks per second.
+fn print_worker_tables(rows: &[Row], cpus: usize) {
+    print_latencies(
+        rows,
+        |r| is_workers(r.name),
+        "Worker pools: round trip of one empty task (execute, then wait for its result; a blocking \
+         port round trip for the reference), ns (ratio = p50 / reference p50; threads = the \
+         measuring thread and the pool's)",
+        ("threads", &|row| threads_cell(row, cpus)),
+    );
+    print_throughputs(
+        rows,
+        |r| is_workers(r.name),
+        &format!(
+            "Worker pools: tiny tasks (a u64 add), M tasks/s submitted and every result collected, \
+             at most {} in flight: median, slowest and fastest of {TRIALS} runs (ratio = median \
+             / reference median; threads = submitter + {} workers on every CPU, unpinned; * = \
+             more than the {cpus} CPUs)",
+            tasks::WINDOW,
+            tasks::WORKERS
+        ),
+        ("threads", &|row| threads_cell(row, cpus)),
+    );
+}
+
+/// The queues' rows, if any ran: batching throughput, and HIGH priority latency.
+fn print_queue_tables(rows: &[Row]) {
+    print_throughputs(
+        rows,
+        |r| is_queues(r.name),
+        &format!(
+            "Batching: MessageQueue to BatchReceiver, {}-byte messages, M msg/s delivered: median, \
+             slowest and fastest of {TRIALS} runs (ratio = median / reference median; msg/frame = \
+             messages per frame received, each frame one batch and one publish)",
+            batching::MESSAGE
+        ),
+        ("msg/frame", &|row| {
+            row.per_frame
+                .map_or_else(|| "-".to_owned(), |p| format!("{p:.1}"))
+        }),
+    );
+    print_latencies(
+        rows,
+        |r| is_queues(r.name),
+        &format!(
+            "Priority: HIGH messages one per {} us, send (stamped with the sender's lock held) to \
+             receive, ns (ratio = p50 / reference p50; low M/s = LOW messages the receiver \
+             delivered meanwhile, in the flood rows; cpu wait = share of the row the receiver \
+             waited for a CPU: where it is high, HIGH messages waited for the scheduler)",
+            priority::TICK.as_micros()
+        ),
+        ("low M/s cpu wait", &|row| {
+            let low = row
+                .peer_rate
+                .map_or_else(|| "-".to_owned(), |r| format!("{:.2}", r / 1e6));
+            let wait = row
+                .cpu_wait
+                .map_or_else(|| "-".to_owned(), |w| format!("{:.0}%", w * 100.0));
+            format!("{low:>7} {wait:>8}")
+        }),
+    );
+}
+
 /// The per-operation rows of `rows` that `keep` accepts, under `title`, if any ran, with
 /// `extra` after the sample count (none if its header is empty).
 fn print_per_ops(rows: &[Row], keep: fn(&Row) -> bool, title: &str, extra: Column) {
@@ -779,11 +929,7 @@ fn print_per_ops(rows: &[Row], keep: fn(&Row) -> bool, title: &str, extra: Colum
         return;
     }
     let (extra_header, extra_cell) = extra;
-    let w = if extra_header.is_empty() {
-        0
-    } else {
-        extra_header.len().max(6) + 1
-    };
+    let w = extra_width(extra_header);
     let width = reference_width(shown(), 26);
     let names = name_width(shown());
     println!();
@@ -828,14 +974,24 @@ enum Bound {
     Info,
 }
 
-/// A target of the project: `row`'s metric over `against`'s, within `bound`, on a machine
-/// of at least `min_cpus` CPUs (its rows' threads each on their own).
+/// What a target compares of its two rows.
+#[derive(Clone, Copy)]
+enum On {
+    /// The metric of the tables' ratios: p50, or the median run's rate.
+    Headline,
+    /// The 99th percentile (latency rows).
+    P99,
+}
+
+/// A target of the project: `row`'s metric (`on`) over `against`'s, within `bound`, on a
+/// machine of at least `min_cpus` CPUs (its rows' threads each on their own).
 struct Target {
     what: &'static str,
     row: &'static str,
     against: &'static str,
     bound: Bound,
     min_cpus: usize,
+    on: On,
 }
 
 /// The project's targets for ringport against its floors and peers.
@@ -846,6 +1002,7 @@ const TARGETS: &[Target] = &[
         against: "floor/two-line/processes",
         bound: Bound::AtMost(1.1),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "busy frame port round trip between processes vs two-line floor",
@@ -853,6 +1010,7 @@ const TARGETS: &[Target] = &[
         against: "floor/two-line/processes",
         bound: Bound::AtMost(1.1),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "pod ring single u64 throughput vs rtrb push/pop",
@@ -860,6 +1018,7 @@ const TARGETS: &[Target] = &[
         against: "tput/rtrb/threads",
         bound: Bound::AtLeast(1.0),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "pod ring batched throughput vs rtrb chunks",
@@ -867,6 +1026,7 @@ const TARGETS: &[Target] = &[
         against: "tput/rtrb-chunks256/threads",
         bound: Bound::AtLeast(1.0),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "pod port throughput, processes vs in-process pod ring",
@@ -874,6 +1034,7 @@ const TARGETS: &[Target] = &[
         against: "tput/pod-ring/threads",
         bound: Bound::AtLeast(0.9),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "pod port batched throughput, processes vs in-process pod ring",
@@ -881,6 +1042,7 @@ const TARGETS: &[Target] = &[
         against: "tput/pod-ring-batch256/threads",
         bound: Bound::AtLeast(0.9),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "blocking pod port round trip vs crossbeam-channel blocking recv",
@@ -888,6 +1050,7 @@ const TARGETS: &[Target] = &[
         against: "rtt/crossbeam-channel-blocking/threads",
         bound: Bound::AtMost(1.0),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "sleeping pod port round trip vs raw futex ping-pong, threads",
@@ -895,6 +1058,7 @@ const TARGETS: &[Target] = &[
         against: "rtt/futex-sleep/threads",
         bound: Bound::AtMost(1.1),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "sleeping pod port round trip vs raw futex ping-pong, processes",
@@ -902,6 +1066,7 @@ const TARGETS: &[Target] = &[
         against: "rtt/futex-sleep/processes",
         bound: Bound::AtMost(1.1),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "4 KiB frame ring throughput vs rtrb as a byte ring",
@@ -909,6 +1074,7 @@ const TARGETS: &[Target] = &[
         against: "tput/rtrb-bytes-4KiB/threads",
         bound: Bound::AtLeast(1.0),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "shared state: uncontended get_pod of 64 bytes by key vs HashMap get + copy",
@@ -916,6 +1082,7 @@ const TARGETS: &[Target] = &[
         against: "state/hashmap-get/threads",
         bound: Bound::AtMost(2.0),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "shared state: uncontended Entry::get_pod of 64 bytes, one key, vs a plain copy",
@@ -923,6 +1090,7 @@ const TARGETS: &[Target] = &[
         against: "state/plain-copy-hot/threads",
         bound: Bound::AtMost(3.0),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "shared state: reads beside a continuous writer vs RwLock<HashMap>",
@@ -930,6 +1098,7 @@ const TARGETS: &[Target] = &[
         against: "state/rwlock-hashmap-reads/threads",
         bound: Bound::AtLeast(5.0),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "shared state: get_into of 64 bytes by key vs HashMap get + copy",
@@ -937,6 +1106,7 @@ const TARGETS: &[Target] = &[
         against: "state/hashmap-get/threads",
         bound: Bound::Info,
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "shared state: get_pod by key vs RwLock<HashMap> read lock + get + copy",
@@ -944,6 +1114,7 @@ const TARGETS: &[Target] = &[
         against: "state/rwlock-hashmap-get/threads",
         bound: Bound::Info,
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "shared state: Entry::get_pod over 1024 keys vs plain copies of 1024 values",
@@ -951,6 +1122,7 @@ const TARGETS: &[Target] = &[
         against: "state/plain-copy/threads",
         bound: Bound::Info,
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "shared state: set of 64 bytes by key vs RwLock<HashMap> overwrite",
@@ -958,6 +1130,7 @@ const TARGETS: &[Target] = &[
         against: "state/rwlock-hashmap-set/threads",
         bound: Bound::Info,
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "shared state: wait_for_change wake-up vs raw futex wake, threads",
@@ -965,6 +1138,7 @@ const TARGETS: &[Target] = &[
         against: "state/futex-wake/threads",
         bound: Bound::Info,
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "shared state: wait_for_change wake-up vs raw futex wake, processes",
@@ -972,6 +1146,7 @@ const TARGETS: &[Target] = &[
         against: "state/futex-wake/processes",
         bound: Bound::Info,
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "MPMC 2P/2C u64 throughput: ringport blocking send / recv vs ArrayQueue with snooze",
@@ -979,6 +1154,7 @@ const TARGETS: &[Target] = &[
         against: "mpmc/arrayqueue-snooze-2p2c/threads",
         bound: Bound::AtLeast(1.5),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "MPMC 2P/2C u64 throughput: ringport try_ with snooze vs ArrayQueue with snooze",
@@ -986,6 +1162,7 @@ const TARGETS: &[Target] = &[
         against: "mpmc/arrayqueue-snooze-2p2c/threads",
         bound: Bound::AtLeast(1.5),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "MPMC 8P/8C u64 throughput: ringport blocking send / recv vs ArrayQueue with snooze",
@@ -993,6 +1170,7 @@ const TARGETS: &[Target] = &[
         against: "mpmc-scaling/arrayqueue-snooze-8p8c/threads",
         bound: Bound::AtLeast(5.0),
         min_cpus: 16,
+        on: On::Headline,
     },
     Target {
         what: "MPMC 8P/8C u64 throughput: ringport try_ with snooze vs ArrayQueue with snooze",
@@ -1000,6 +1178,7 @@ const TARGETS: &[Target] = &[
         against: "mpmc-scaling/arrayqueue-snooze-8p8c/threads",
         bound: Bound::AtLeast(5.0),
         min_cpus: 16,
+        on: On::Headline,
     },
     Target {
         what: "broadcast fan-out to 1 subscriber: overwrite ring deliveries vs tokio broadcast",
@@ -1007,6 +1186,7 @@ const TARGETS: &[Target] = &[
         against: "broadcast/tokio-1sub/threads",
         bound: Bound::AtLeast(2.0),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "broadcast fan-out to 2 subscribers: overwrite ring deliveries vs tokio broadcast",
@@ -1014,6 +1194,7 @@ const TARGETS: &[Target] = &[
         against: "broadcast/tokio-2sub/threads",
         bound: Bound::AtLeast(2.0),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "broadcast fan-out to 4 subscribers: overwrite ring deliveries vs tokio broadcast",
@@ -1021,6 +1202,7 @@ const TARGETS: &[Target] = &[
         against: "broadcast/tokio-4sub/threads",
         bound: Bound::AtLeast(2.0),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "broadcast fan-out to 8 subscribers: overwrite ring deliveries vs tokio broadcast",
@@ -1028,6 +1210,7 @@ const TARGETS: &[Target] = &[
         against: "broadcast/tokio-8sub/threads",
         bound: Bound::AtLeast(2.0),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "broadcast overwrite publish time, 8 subscribers reading vs 1",
@@ -1035,6 +1218,7 @@ const TARGETS: &[Target] = &[
         against: "broadcast/publish-overwrite-1sub/threads",
         bound: Bound::AtMost(1.3),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "MPMC 1P/1C u64 throughput: ringport blocking send / recv vs ArrayQueue with snooze",
@@ -1042,6 +1226,7 @@ const TARGETS: &[Target] = &[
         against: "mpmc/arrayqueue-snooze-1p1c/threads",
         bound: Bound::Info,
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "request/response round trip vs blocking pod port round trip, threads",
@@ -1049,6 +1234,7 @@ const TARGETS: &[Target] = &[
         against: "rtt/pod-port-blocking/threads",
         bound: Bound::Info,
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "request/response round trip vs blocking pod port round trip, processes",
@@ -1056,6 +1242,7 @@ const TARGETS: &[Target] = &[
         against: "rtt/pod-port-blocking/processes",
         bound: Bound::Info,
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "zero-copy transfer cost, pipelined: 4 MiB buffers vs 4 KiB (flat)",
@@ -1063,6 +1250,7 @@ const TARGETS: &[Target] = &[
         against: "transfer/pipelined-4KiB/threads",
         bound: Bound::AtMost(1.2),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "zero-copy transfer cost, ping-pong round trip: 4 MiB buffers vs 4 KiB (flat)",
@@ -1070,6 +1258,7 @@ const TARGETS: &[Target] = &[
         against: "transfer/ping-pong-4KiB/threads",
         bound: Bound::AtMost(1.2),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "1 MiB messages in full between threads: zero-copy vs crossbeam-channel of fresh Vec<u8>",
@@ -1077,6 +1266,7 @@ const TARGETS: &[Target] = &[
         against: "transfer/crossbeam-vec-1MiB/threads",
         bound: Bound::AtLeast(2.0),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "1 MiB messages in full between processes: zero-copy vs Unix domain socket",
@@ -1084,6 +1274,7 @@ const TARGETS: &[Target] = &[
         against: "transfer/unix-socket-1MiB/processes",
         bound: Bound::AtLeast(5.0),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "1 MiB messages in full between processes: zero-copy vs iceoryx2",
@@ -1091,6 +1282,7 @@ const TARGETS: &[Target] = &[
         against: "transfer/iceoryx2-1MiB/processes",
         bound: Bound::AtLeast(1.0),
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "zero-copy transfer cost, pipelined: 64 B buffers vs 4 KiB",
@@ -1098,6 +1290,7 @@ const TARGETS: &[Target] = &[
         against: "transfer/pipelined-4KiB/threads",
         bound: Bound::Info,
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "1 MiB messages in full between threads: frame ring copy vs crossbeam-channel of Vec",
@@ -1105,6 +1298,7 @@ const TARGETS: &[Target] = &[
         against: "transfer/crossbeam-vec-1MiB/threads",
         bound: Bound::Info,
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "64 B messages in full between threads: zero-copy vs crossbeam-channel of Vec",
@@ -1112,6 +1306,7 @@ const TARGETS: &[Target] = &[
         against: "transfer/crossbeam-vec-64B/threads",
         bound: Bound::Info,
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what: "4 MiB messages in full between threads: zero-copy vs crossbeam-channel of Vec",
@@ -1119,6 +1314,7 @@ const TARGETS: &[Target] = &[
         against: "transfer/crossbeam-vec-4MiB/threads",
         bound: Bound::Info,
         min_cpus: 0,
+        on: On::Headline,
     },
     Target {
         what:
@@ -1127,8 +1323,106 @@ const TARGETS: &[Target] = &[
         against: "broadcast/tokio-8sub/threads",
         bound: Bound::Info,
         min_cpus: 0,
+        on: On::Headline,
+    },
+    Target {
+        what: "empty-task round trip through a pool of 1 worker thread vs blocking port round trip",
+        row: "workers/pool-threads-1w/threads",
+        against: "workers/port-blocking/threads",
+        bound: Bound::AtMost(2.0),
+        min_cpus: 0,
+        on: On::Headline,
+    },
+    Target {
+        what: "empty-task round trip through a pool of 4 worker threads vs blocking port round trip",
+        row: "workers/pool-threads-4w/threads",
+        against: "workers/port-blocking/threads",
+        bound: Bound::AtMost(2.0),
+        min_cpus: 0,
+        on: On::Headline,
+    },
+    Target {
+        what: "empty-task round trip through a pool of 1 worker process vs blocking port round trip \
+               between processes",
+        row: "workers/pool-processes-1w/processes",
+        against: "workers/port-blocking/processes",
+        bound: Bound::AtMost(2.0),
+        min_cpus: 0,
+        on: On::Headline,
+    },
+    Target {
+        what: "tiny-task throughput: WorkerPool of 2 threads vs rayon ThreadPool(2) + channel",
+        row: "workers/tiny-tasks-pool-2w/threads",
+        against: "workers/tiny-tasks-rayon-2w/threads",
+        bound: Bound::AtLeast(1.0),
+        min_cpus: 0,
+        on: On::Headline,
+    },
+    Target {
+        what: "HIGH priority p99 under a LOW flood vs HIGH p99 alone",
+        row: "queues/priority-high-flood/threads",
+        against: "queues/priority-high-alone/threads",
+        bound: Bound::AtMost(2.0),
+        min_cpus: 0,
+        on: On::P99,
+    },
+    Target {
+        what: "empty-task round trip, 1 worker: WorkerPool thread vs rayon ThreadPool(1) + channel",
+        row: "workers/pool-threads-1w/threads",
+        against: "workers/rayon-1w/threads",
+        bound: Bound::Info,
+        min_cpus: 0,
+        on: On::Headline,
+    },
+    Target {
+        what: "empty-task round trip, 4 workers: WorkerPool threads vs rayon ThreadPool(4) + channel",
+        row: "workers/pool-threads-4w/threads",
+        against: "workers/rayon-4w/threads",
+        bound: Bound::Info,
+        min_cpus: 0,
+        on: On::Headline,
+    },
+    Target {
+        what: "tiny-task throughput: WorkerPool of 2 threads vs a crossbeam-channel pool of 2",
+        row: "workers/tiny-tasks-pool-2w/threads",
+        against: "workers/tiny-tasks-crossbeam-2w/threads",
+        bound: Bound::Info,
+        min_cpus: 0,
+        on: On::Headline,
+    },
+    Target {
+        what: "batching: MessageQueue batch size 16 vs 1, messages delivered",
+        row: "queues/batch-16/threads",
+        against: "queues/batch-1/threads",
+        bound: Bound::Info,
+        min_cpus: 0,
+        on: On::Headline,
+    },
+    Target {
+        what: "batching: MessageQueue batch size 100 vs 1, messages delivered",
+        row: "queues/batch-100/threads",
+        against: "queues/batch-1/threads",
+        bound: Bound::Info,
+        min_cpus: 0,
+        on: On::Headline,
+    },
+    Target {
+        what: "HIGH priority p99, receiver with the default spin budget (it sleeps) vs polling",
+        row: "queues/priority-high-alone-sleep/threads",
+        against: "queues/priority-high-alone/threads",
+        bound: Bound::Info,
+        min_cpus: 0,
+        on: On::P99,
     },
 ];
+
+/// `row`'s value over `against`'s, as target `on` compares them.
+fn ratio_on(row: &Row, against: &Row, on: On) -> f64 {
+    match on {
+        On::Headline => row.ratio_to(against),
+        On::P99 => row.p99() / against.p99().max(f64::MIN_POSITIVE),
+    }
+}
 
 /// One line per target: whether this run, on a machine of `cpus` CPUs, meets it, with
 /// the numbers.
@@ -1141,7 +1435,7 @@ fn targets(rows: &[Row], cpus: usize) -> Vec<String> {
             if cpus < t.min_cpus {
                 let measured = match found {
                     (Some(row), Some(against)) => {
-                        format!("; this run: {:.3}x", row.ratio_to(against))
+                        format!("; this run: {:.3}x", ratio_on(row, against, t.on))
                     }
                     _ => String::new(),
                 };
@@ -1160,16 +1454,23 @@ fn targets(rows: &[Row], cpus: usize) -> Vec<String> {
                 };
                 return format!("[n/a ] {}: not run{how}", t.what);
             };
-            let v = row.ratio_to(against);
+            let v = ratio_on(row, against, t.on);
             // Rows compared with each other ran at different times; if a reference either of
             // them is compared with moved, the machine changed in between.
             let brackets = [row.reference, against.reference, Some(against.name)];
             if let Some(r) = brackets.into_iter().flatten().find(|r| has_moved(rows, r)) {
                 return format!("[rerun] {}: {v:.3}x, but {r} moved during the run", t.what);
             }
-            let (a, unit) = row.headline();
-            let (b, _) = against.headline();
-            let mut numbers = format!("{} {a:.2} / {} {b:.2} {unit}", row.name, against.name);
+            let (a, unit) = row.headline_on(t.on);
+            let (b, _) = against.headline_on(t.on);
+            let quantile = match t.on {
+                On::Headline => "",
+                On::P99 => " p99",
+            };
+            let mut numbers = format!(
+                "{} {a:.2} / {} {b:.2} {unit}{quantile}",
+                row.name, against.name
+            );
             // Beside a writer, read rates mean little without the writers' own rates: a
             // lock whose readers starve its writer reads as if nobody wrote.
             if let (Some(w), Some(x)) = (row.peer_rate, against.peer_rate) {
@@ -1271,6 +1572,8 @@ pub fn print_json(rows: &[Row], meta: &Meta) {
                 "oversubscribed": row.oversubscribed(meta.cpus.count()),
                 "lost_to_lags": row.lost,
                 "lost_share": row.lost_share(),
+                "msgs_per_frame": row.per_frame,
+                "measuring_thread_cpu_wait_share": row.cpu_wait,
                 "clock_read_ns": meta.clock_read_ns,
             });
             let numbers = match row.stats {
@@ -1372,7 +1675,8 @@ mod tests {
         let all = crate::scenarios::all();
         for t in TARGETS {
             for name in [t.row, t.against] {
-                let built = !name.contains("iceoryx2") || cfg!(feature = "iceoryx2");
+                let built = (!name.contains("iceoryx2") || cfg!(feature = "iceoryx2"))
+                    && (!name.starts_with("workers/pool-processes") || cfg!(feature = "serde"));
                 let exists = all.iter().any(|s| s.name == name);
                 assert_eq!(exists, built, "{}: {name}", t.what);
             }

@@ -30,6 +30,7 @@ use crate::streams::{
 use crate::tput::{self, InProcessStream, NamedStream};
 use crate::transfer::{self, CrossbeamVec, FrameRingCopy, PingPong, UnixSocket, ZeroCopy};
 use crate::Result;
+use crate::{batching, pools, priority, tasks};
 
 /// Messages each `u64` queue holds, ringport's and the peers' alike.
 pub const SLOTS: usize = 4096;
@@ -74,6 +75,20 @@ pub const PIPELINED_4K: &str = "transfer/pipelined-4KiB/threads";
 pub const PING_PONG_4K: &str = "transfer/ping-pong-4KiB/threads";
 /// Reference of the rows of 1 MiB messages in full between processes.
 pub const UNIX_SOCKET_1M: &str = "transfer/unix-socket-1MiB/processes";
+/// Reference of the worker pools' round trips between threads.
+pub const PORT_RTT_THREADS: &str = "workers/port-blocking/threads";
+/// Reference of the worker pools' round trips between processes.
+pub const PORT_RTT_PROCESSES: &str = "workers/port-blocking/processes";
+/// The round-trip row of a pool of worker processes, which the pool starts itself rather
+/// than through the bench's child protocol.
+#[cfg(feature = "serde")]
+pub const POOL_PROCESSES: &str = "workers/pool-processes-1w/processes";
+/// Reference of the tiny-task throughput rows.
+pub const RAYON_TASKS: &str = "workers/tiny-tasks-rayon-2w/threads";
+/// Reference of the batching rows.
+pub const BATCH_1: &str = "queues/batch-1/threads";
+/// Reference of the priority rows.
+pub const HIGH_ALONE: &str = "queues/priority-high-alone/threads";
 /// What an `--only` value must contain to select the MPMC scaling rows, which the
 /// default run leaves out.
 pub const SCALING: &str = "mpmc-scaling";
@@ -119,6 +134,15 @@ pub enum Size {
     /// Messages of this many bytes written and read in full: `--messages / (100 + bytes /
     /// 20)` of them, about 4 GB for large messages.
     Messages(usize),
+    /// `--rounds / 30` round trips of one task through a worker pool.
+    TaskRtt,
+    /// `--messages / 100` tiny tasks through a pool of threads, all runs together.
+    Tasks,
+    /// `--messages / 100` messages through a batching queue, all runs together.
+    Queued,
+    /// `--rounds / 300` HIGH messages through a priority queue, one per
+    /// [`priority::TICK`].
+    Ticks,
 }
 
 impl Size {
@@ -134,6 +158,8 @@ impl Size {
                 | Size::Publishes
                 | Size::Transfers
                 | Size::TransferRtt
+                | Size::TaskRtt
+                | Size::Ticks
         )
     }
 
@@ -419,6 +445,8 @@ pub fn all() -> Vec<Scenario> {
     }
     rows.extend(publish_times());
     rows.extend(transfers());
+    rows.extend(workers());
+    rows.extend(queues_rows());
     for family in [
         mpmc_family!("mpmc-scaling", 1, 1, Size::MpmcScaling, Some(SCALING)),
         mpmc_family!("mpmc-scaling", 2, 2, Size::MpmcScaling, Some(SCALING)),
@@ -610,6 +638,179 @@ fn transfers() -> Vec<Scenario> {
         UNIX_SOCKET_1M,
     ));
     rows
+}
+
+/// The worker-pool rows (issue 6): one empty task's round trip through pools of threads
+/// and of processes, against a blocking port round trip and rayon; tiny-task throughput
+/// against rayon and a crossbeam-channel pool.
+fn workers() -> Vec<Scenario> {
+    let rtt = |name, about| spec(name, about, true, Size::TaskRtt);
+    let port_threads = |name, about| Scenario {
+        reference: None,
+        ..rtt_threads::<PodBlocking>(rtt(name, about))
+    };
+    let pool = |name, about, counts_futex, run| {
+        row_by(
+            spec(name, about, counts_futex, Size::TaskRtt),
+            PORT_RTT_THREADS,
+            run,
+        )
+    };
+    let tiny = |name, about, counts_futex, run| {
+        row_by(
+            spec(name, about, counts_futex, Size::Tasks),
+            RAYON_TASKS,
+            run,
+        )
+    };
+    let mut rows = vec![
+        port_threads(
+            PORT_RTT_THREADS,
+            "PodPort<u64>, blocking recv on both sides: the port round trip, as rtt/pod-port-blocking",
+        ),
+        pool(
+            "workers/pool-threads-1w/threads",
+            "WorkerPool::threads(1), execute(v) then wait: the successor of v",
+            true,
+            pools::threads::<1>,
+        ),
+        pool(
+            "workers/pool-threads-4w/threads",
+            "WorkerPool::threads(4), one task at a time",
+            true,
+            pools::threads::<4>,
+        ),
+        pool(
+            "workers/rayon-1w/threads",
+            "rayon ThreadPool(1) spawn, the result through a crossbeam channel",
+            false,
+            pools::rayon::<1>,
+        ),
+        pool(
+            "workers/rayon-4w/threads",
+            "rayon ThreadPool(4) spawn, one task at a time, result through crossbeam",
+            false,
+            pools::rayon::<4>,
+        ),
+        recheck(
+            port_threads(
+                "workers/port-blocking-again/threads",
+                "blocking port round trip again: did it move?",
+            ),
+            PORT_RTT_THREADS,
+        ),
+    ];
+    let port_processes = |name, about| Scenario {
+        reference: None,
+        ..rtt_processes::<PodBlocking>(rtt(name, about))
+    };
+    rows.push(port_processes(
+        PORT_RTT_PROCESSES,
+        "named PodPort<u64>, blocking recv on both sides: the port round trip",
+    ));
+    #[cfg(feature = "serde")]
+    rows.push(row_by(
+        spec(
+            POOL_PROCESSES,
+            "WorkerPool::processes(1) of this binary, execute(v) then wait: v + 1 over its channel",
+            true,
+            Size::TaskRtt,
+        ),
+        PORT_RTT_PROCESSES,
+        pools::processes,
+    ));
+    rows.push(recheck(
+        port_processes(
+            "workers/port-blocking-again/processes",
+            "blocking port round trip between processes again: did it move?",
+        ),
+        PORT_RTT_PROCESSES,
+    ));
+    rows.extend([
+        tiny(
+            RAYON_TASKS,
+            "rayon ThreadPool(2) spawn of a u64 add, each result through a crossbeam channel",
+            false,
+            tasks::threads::<tasks::Rayon>,
+        ),
+        tiny(
+            "workers/tiny-tasks-pool-2w/threads",
+            "WorkerPool::threads(2) execute of a u64 add, every handle waited",
+            true,
+            tasks::threads::<tasks::Ringport>,
+        ),
+        tiny(
+            "workers/tiny-tasks-crossbeam-2w/threads",
+            "2 threads take tasks from a crossbeam channel and send results on another",
+            false,
+            tasks::threads::<tasks::Crossbeam>,
+        ),
+        recheck(
+            tiny(
+                "workers/tiny-tasks-rayon-again-2w/threads",
+                "rayon and a channel again: did it move?",
+                false,
+                tasks::threads::<tasks::Rayon>,
+            ),
+            RAYON_TASKS,
+        ),
+    ]);
+    rows
+}
+
+/// The queue rows (issue 6): MessageQueue batching at batch sizes 1, 16 and 100; the
+/// latency of HIGH priority messages alone and under a LOW flood.
+fn queues_rows() -> Vec<Scenario> {
+    let batch = |name, about, run| row_by(spec(name, about, true, Size::Queued), BATCH_1, run);
+    let high = |name, about, run| row_by(spec(name, about, true, Size::Ticks), HIGH_ALONE, run);
+    vec![
+        batch(
+            BATCH_1,
+            "MessageQueue batch_size 1, 16-byte messages, BatchReceiver checks each",
+            batching::threads::<1>,
+        ),
+        batch(
+            "queues/batch-16/threads",
+            "MessageQueue batch_size 16: one frame, one publish per 16 messages",
+            batching::threads::<16>,
+        ),
+        batch(
+            "queues/batch-100/threads",
+            "MessageQueue batch_size 100: one frame, one publish per 100 messages",
+            batching::threads::<100>,
+        ),
+        recheck(
+            batch(
+                "queues/batch-again-1/threads",
+                "batches of one again: did it move?",
+                batching::threads::<1>,
+            ),
+            BATCH_1,
+        ),
+        high(
+            HIGH_ALONE,
+            "PriorityMessageQueue, a HIGH message every 100 us, send to receive; receiver polls",
+            priority::alone,
+        ),
+        high(
+            "queues/priority-high-flood/threads",
+            "the same while another thread floods LOW with 64-byte messages",
+            priority::flooded,
+        ),
+        high(
+            "queues/priority-high-alone-sleep/threads",
+            "HIGH alone, receiver with the default 20 us spin budget: each message wakes it",
+            priority::alone_sleeping,
+        ),
+        recheck(
+            high(
+                "queues/priority-high-alone-again/threads",
+                "HIGH alone again: did it move?",
+                priority::alone,
+            ),
+            HIGH_ALONE,
+        ),
+    ]
 }
 
 /// A raw futex ping-pong, both sides asleep, as the reference `name` of the
@@ -1332,7 +1533,9 @@ mod tests {
             );
             let processes = s.name.ends_with("/processes");
             assert!(processes || s.name.ends_with("/threads"), "{}", s.name);
-            assert_eq!(s.child.is_some(), processes, "{}", s.name);
+            // A pool of worker processes starts its processes itself.
+            let own_children = s.name == "workers/pool-processes-1w/processes";
+            assert_eq!(s.child.is_some(), processes && !own_children, "{}", s.name);
         }
     }
 
@@ -1431,6 +1634,46 @@ mod tests {
         assert_eq!(
             row("transfer/zero-copy-1MiB/processes").reference,
             Some(UNIX_SOCKET_1M)
+        );
+    }
+
+    #[test]
+    fn the_issue_6_families_run_together() {
+        let all = all();
+        let names = |only: &str| -> Vec<&str> {
+            select(&all, &[only.to_owned()])
+                .iter()
+                .map(|s| s.name)
+                .collect()
+        };
+        let workers = names("workers");
+        assert!(
+            workers.iter().all(|n| n.starts_with("workers/")),
+            "{workers:?}"
+        );
+        let processes = usize::from(cfg!(feature = "serde"));
+        assert_eq!(workers.len(), 6 + 2 + processes + 4);
+        let queues = names("queues");
+        assert!(
+            queues.iter().all(|n| n.starts_with("queues/")),
+            "{queues:?}"
+        );
+        assert_eq!(queues.len(), 8);
+        assert_eq!(
+            names("batch-100"),
+            [
+                BATCH_1,
+                "queues/batch-100/threads",
+                "queues/batch-again-1/threads"
+            ]
+        );
+        assert_eq!(
+            names("priority-high-flood"),
+            [
+                HIGH_ALONE,
+                "queues/priority-high-flood/threads",
+                "queues/priority-high-alone-again/threads"
+            ]
         );
     }
 
