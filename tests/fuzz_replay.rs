@@ -18,117 +18,22 @@ mod targets;
 #[path = "../fuzz/src/state.rs"]
 mod state;
 
+// Channel files are damaged by this file's own `mutate`: the shared seed mutator goes unused.
+#[allow(dead_code)]
+#[path = "common/replay.rs"]
+mod replay;
+
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
 
+use replay::{bounded, corpus_dir, random_count, replay_corpus, run_input, Rng};
 use ringport::MessageChannel;
-
-/// Bounds a hung target: the replay fails loudly instead of stalling the test run.
-const HANG_LIMIT: Duration = Duration::from_secs(300);
-
-fn random_count() -> usize {
-    match std::env::var("RINGPORT_FUZZ_REPLAY_RANDOM") {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("RINGPORT_FUZZ_REPLAY_RANDOM={v:?} is not a count")),
-        Err(_) => 2000,
-    }
-}
-
-/// xorshift64*: reproducible inputs without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
-
-fn corpus_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target)
-}
-
-/// The seed files of `target`, sorted by name.
-fn corpus(target: &str) -> Vec<PathBuf> {
-    let dir = corpus_dir(target);
-    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "{} holds no seeds", dir.display());
-    files
-}
-
-/// Names the input being run when a check inside the target fails.
-struct Current(String);
-
-impl Drop for Current {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("failing input: {}", self.0);
-        }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Runs `work` on its own thread and fails if it neither finishes nor panics in time.
-fn bounded(what: &str, work: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel();
-    let worker = std::thread::Builder::new()
-        .name(what.to_owned())
-        .spawn(move || {
-            work();
-            let _ = done.send(());
-        })
-        .expect("spawning a replay thread");
-    match finished.recv_timeout(HANG_LIMIT) {
-        Ok(()) => worker.join().expect("the replay finished"),
-        Err(RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(RecvTimeoutError::Timeout) => {
-            panic!("{what} still running after {HANG_LIMIT:?}: a target hangs")
-        }
-    }
-}
-
-fn replay_corpus(target: &'static str, run: fn(&[u8])) {
-    for path in corpus(target) {
-        let data = fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        let _current = Current(path.display().to_string());
-        run(&data);
-    }
-}
 
 fn replay_random(run: fn(&[u8]), seed: u64, make: impl Fn(&mut Rng) -> Vec<u8>) {
     let mut rng = Rng(seed);
     for i in 0..random_count() {
         let data = make(&mut rng);
-        let _current = Current(format!("random input #{i}, hex {}", hex(&data)));
-        run(&data);
+        run_input("random input", i, &data, run);
     }
 }
 

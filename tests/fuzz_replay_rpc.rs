@@ -13,66 +13,13 @@
 #[path = "../fuzz/src/rpc.rs"]
 mod rpc;
 
+// Inputs are made and damaged here on the test's thread: no bound, no seed mutator.
+#[allow(dead_code)]
+#[path = "common/replay.rs"]
+mod replay;
+
+use replay::{random_count, replay_corpus, run_input, Rng};
 use ringport::rpc::envelope::{Envelope, Kind};
-use std::fs;
-use std::path::{Path, PathBuf};
-
-fn random_count() -> usize {
-    match std::env::var("RINGPORT_FUZZ_REPLAY_RANDOM") {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("RINGPORT_FUZZ_REPLAY_RANDOM={v:?} is not a count")),
-        Err(_) => 2000,
-    }
-}
-
-/// xorshift64*: reproducible inputs without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
-
-/// Names the input being run when a check inside the target fails.
-struct Current(String);
-
-impl Drop for Current {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("failing input: {}", self.0);
-        }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The seed files, sorted by name.
-fn corpus() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/rpc_envelope");
-    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "{} holds no seeds", dir.display());
-    files
-}
 
 /// The encoding of a random envelope: any kind, a type of 0 to 300 bytes (valid UTF-8
 /// or not, once damaged), a payload of 0 to 300.
@@ -138,21 +85,14 @@ fn mutate(rng: &mut Rng, mut data: Vec<u8>) -> Vec<u8> {
 
 #[test]
 fn rpc_envelope_replay() {
-    for path in corpus() {
-        let data = fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        let _current = Current(path.display().to_string());
-        rpc::rpc_envelope(&data);
-    }
+    replay_corpus("rpc_envelope", rpc::rpc_envelope);
     let mut rng = Rng(0x29C0_E4E1_0000_0007);
     for i in 0..random_count() {
         let len = rng.below(512);
-        let data = rng.bytes(len);
-        let _current = Current(format!("random input #{i}, hex {}", hex(&data)));
-        rpc::rpc_envelope(&data);
+        run_input("random input", i, &rng.bytes(len), rpc::rpc_envelope);
 
         let encoding = random_encoding(&mut rng);
         let data = mutate(&mut rng, encoding);
-        let _current = Current(format!("damaged encoding #{i}, hex {}", hex(&data)));
-        rpc::rpc_envelope(&data);
+        run_input("damaged encoding", i, &data, rpc::rpc_envelope);
     }
 }
