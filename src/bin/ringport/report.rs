@@ -1502,14 +1502,17 @@ fn targets(rows: &[Row], cpus: usize) -> Vec<String> {
     let ringport: Vec<&Row> = rows
         .iter()
         // Rows that sleep by design (the raw futex, the zero-spin port, the wake-ups, the
-        // requests, whose dispatchers wait for messages) are not "the consumer keeps up",
-        // nor are rows of more threads than CPUs, whose threads must sleep to let the
-        // others run.
+        // requests, whose dispatchers wait for messages, the worker pools and queues,
+        // whose workers and receivers wait in blocking calls that spin 20 µs and then
+        // sleep) are not "the consumer keeps up", nor are rows of more threads than
+        // CPUs, whose threads must sleep to let the others run.
         .filter(|r| {
             r.counts_futex
                 && !r.name.contains("-sleep")
                 && !r.name.contains("-wake")
                 && !r.name.starts_with("rpc/")
+                && !r.name.starts_with("workers/")
+                && !r.name.starts_with("queues/")
                 && !r.oversubscribed(cpus)
         })
         .collect();
