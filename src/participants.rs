@@ -23,17 +23,26 @@ pub(crate) struct Record {
 /// Registers this process in `records` (or finds its record) and returns its owner
 /// number, or `None` if every record is taken by a live process.
 pub(crate) fn register(records: &[Record], token: u64) -> Option<u64> {
+    register_by(records, |r| &r.token, token)
+}
+
+/// [`register`] over any kind of record, `token_of` naming each one's token word.
+pub(crate) fn register_by<R>(
+    records: &[R],
+    token_of: impl Fn(&R) -> &AtomicU64,
+    token: u64,
+) -> Option<u64> {
     if let Some(i) = records
         .iter()
-        .position(|r| r.token.load(Ordering::Acquire) == token)
+        .position(|r| token_of(r).load(Ordering::Acquire) == token)
     {
         return Some(i as u64 + 1);
     }
     records
         .iter()
         .position(|r| {
-            // Acquire: a record freed by a reaper comes with its cleared counts.
-            r.token
+            // Acquire: a record freed by a reaper comes with what the reaper cleared.
+            token_of(r)
                 .compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
         })

@@ -800,23 +800,7 @@ impl BufferPool {
 
 #[cfg(not(loom))]
 fn register(core: &PoolCore) -> Option<u64> {
-    use crate::sync::Ordering;
-    let records = core.mem.records();
-    if let Some(i) = records
-        .iter()
-        .position(|r| r.token.load(Ordering::Acquire) == core.token)
-    {
-        return Some(i as u64 + 1);
-    }
-    records
-        .iter()
-        .position(|r| {
-            // Acquire: a record vacated by a reaper comes with its swept words.
-            r.token
-                .compare_exchange(0, core.token, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        })
-        .map(|i| i as u64 + 1)
+    crate::participants::register_by(core.mem.records(), |r| &r.token, core.token)
 }
 
 /// A writable buffer on loan from a [`BufferPool`]: its bytes, in place. Dropping it

@@ -73,7 +73,7 @@ impl<T: Serialize + DeserializeOwned> TypedPort<T> {
     /// assert!(big.max_frame() > 400_000);
     /// ```
     pub fn new(port: MessagePort) -> Self {
-        let shared = port.rx.mem.region().segment_ref().is_some();
+        let shared = port.is_named();
         TypedPort {
             port,
             buf: Vec::new(),
