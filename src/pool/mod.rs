@@ -946,7 +946,7 @@ impl Buffer {
     }
 
     /// Gives the value up without returning the buffer to the pool.
-    fn forget(self) {
+    pub(crate) fn forget(self) {
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: `this` is never used or dropped again; its only field with a destructor
         // is read out once and dropped here.
@@ -968,11 +968,34 @@ impl Buffer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn into_handle(self) -> BufferHandle {
+        let h = self.mark_sent();
+        self.forget();
+        h
+    }
+
+    /// Marks the buffer in flight and returns its handle, keeping the value: a send that
+    /// then fails takes it back with [`recall`](Self::recall), one that succeeds gives the
+    /// value up with [`forget`](Self::forget).
+    pub(crate) fn mark_sent(&self) -> BufferHandle {
         let h = self.handle(0);
         // A failed CAS means the word was damaged: the receiver's accept then fails.
         self.shared.core.send(self.index, self.gen);
-        self.forget();
         h
+    }
+
+    /// Takes back a buffer [`mark_sent`](Self::mark_sent) whose handle was not delivered.
+    #[cfg(not(loom))]
+    pub(crate) fn recall(&self) {
+        let core = &self.shared.core;
+        // A failure means the word was damaged meanwhile; dropping the value then finds
+        // nothing of this loan to return, as for any damaged word.
+        let _ = core.accept(self.index, self.gen, core.me);
+    }
+
+    /// Whether the buffer's pool lives in a named segment (so it may leave its process).
+    #[cfg(not(loom))]
+    pub(crate) fn is_named(&self) -> bool {
+        self.shared.name.is_some()
     }
 
     /// Makes the buffer shared and read-only, keeping this process's anchor reference;

@@ -192,7 +192,7 @@ impl MessagePort {
                 .into());
             }
         }
-        if named && msg.buffers.iter().any(|b| b.pool().name().is_none()) {
+        if named && !msg.buffers.iter().all(Buffer::is_named) {
             return Err(TransferError::NotTransferable(
                 "a heap pool's buffer cannot leave its process: make the pool with BufferPool::create",
             )
@@ -230,9 +230,11 @@ impl MessagePort {
                 message: msg,
             });
         }
-        let pools: Vec<BufferPool> = msg.buffers.iter().map(Buffer::pool).collect();
+        // The buffers stay values until the post is known to have succeeded, so that a
+        // failed one gives them back without looking up their pools.
+        let buffers = msg.buffers;
         let wire = WireMessage {
-            buffers: msg.buffers.into_iter().map(Buffer::into_handle).collect(),
+            buffers: buffers.iter().map(Buffer::mark_sent).collect(),
             ports: msg
                 .ports
                 .into_iter()
@@ -242,12 +244,22 @@ impl MessagePort {
         };
         let bytes = wire::encode(&wire);
         match post(self, &bytes) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                buffers.into_iter().for_each(Buffer::forget);
+                Ok(())
+            }
             Err(e) => {
-                // Nothing was published: take everything back, as a receiver would. Only a
-                // port whose channel's name vanished meanwhile (its peer is gone) can fail
-                // to come back, and then it has nowhere to go.
-                let (message, _) = take(wire, &pools);
+                // Nothing was published: take everything back. Only a port whose
+                // channel's name vanished meanwhile (its peer is gone) can fail to come
+                // back, and then it has nowhere to go.
+                buffers.iter().for_each(Buffer::recall);
+                let ports = WireMessage {
+                    ports: wire.ports,
+                    data: wire.data,
+                    buffers: Vec::new(),
+                };
+                let (mut message, _) = take(ports, &[]);
+                message.buffers = buffers;
                 Err(PostTransferError {
                     error: e.into(),
                     message,
