@@ -1051,7 +1051,15 @@ fn hostile_words_give_typed_results_never_a_panic_or_hang() {
                 HANG + Duration::from_millis(20 * env_count("RINGPORT_HOSTILE_ROUNDS", 300));
             let (out, took) = watchdog(&what, limit, move || hostile_run(overflow, concurrent));
             eprintln!("{what}: {out:?} in {took:?}");
-            assert!(out.published > 0 && out.received > 0, "{what}: {out:?}");
+            // Between operations the ring heals often enough that messages get through;
+            // under a scribbler that never stops, a run may deliver nothing, and what it
+            // must show is that the damage was met and refused by type.
+            let reached = if concurrent {
+                out.refused.contains_key("Corrupt")
+            } else {
+                out.published > 0 && out.received > 0
+            };
+            assert!(reached, "{what}: {out:?}");
         }
     }
 }
