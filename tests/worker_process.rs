@@ -1,6 +1,8 @@
 //! Worker pools on processes: this test binary re-executed as its workers (the
 //! `worker_role` test serves tasks there), results, errors and panics, a worker process
-//! killed with SIGKILL mid-task under each retry policy, terminate, and refusals.
+//! killed with SIGKILL mid-task under each retry policy, terminate, and refusals; who
+//! takes a reply: the waiting caller, a future's reader thread, the pool for tasks that
+//! nobody waits for, and a worker that dies while idle.
 //!
 //! Sizes: `RINGPORT_WORKER_PROCESS_TASKS` (default 300) tasks in the runs that count
 //! results.
@@ -17,7 +19,11 @@ use ringport::worker::{
     TaskError, WorkerPool,
 };
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 /// A hang detector only, far above any plausible run time.
@@ -36,6 +42,8 @@ enum Task {
     Hang(PathBuf),
     /// As `Hang` if the directory is empty; else returns the value.
     HangOnce(PathBuf, u64),
+    /// Returns the value after this many milliseconds: longer than a waiting caller polls.
+    Sleep(u64, u64),
 }
 
 /// What the worker processes run.
@@ -45,6 +53,10 @@ fn run(task: Task) -> Result<Vec<u8>, String> {
         Task::Fail(text) => Err(text),
         Task::Panic(text) => panic!("{text}"),
         Task::Bytes(n) => Ok(vec![7; n]),
+        Task::Sleep(ms, value) => {
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(value.to_le_bytes().to_vec())
+        }
         Task::HangOnce(dir, value) if std::fs::read_dir(&dir).unwrap().next().is_some() => {
             Ok(value.to_le_bytes().to_vec())
         }
@@ -134,6 +146,105 @@ fn worker_processes_give_every_task_its_result() {
         for pid in pids {
             assert_eq!(ProcessId::of(pid), None, "worker {pid} is gone and reaped");
         }
+    });
+}
+
+/// Runs `f` to completion on this thread, parking between polls.
+fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = pin!(f);
+    loop {
+        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+/// Waits for one task on each of `pool`'s workers at a time, so that their reader
+/// threads, with nothing in flight, go off duty and leave the next replies to callers.
+fn settle_in(pool: &WorkerPool<Task, Vec<u8>>) {
+    let both: Vec<_> = (0..pool.workers() as u64)
+        .map(|i| pool.execute(Task::Double(i)).unwrap())
+        .collect();
+    both.into_iter().for_each(|h| drop(h.wait().unwrap()));
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+/// Replies that no handle waits for are taken by the pool, which is how the queue moves:
+/// only the last task is waited for, and every earlier one must have run before it.
+#[test]
+fn the_queue_moves_while_nobody_waits_and_dropped_handles_lose_nothing() {
+    let ((), _) = watchdog("unwatched", HANG, || {
+        let pool = pool(2, options());
+        settle_in(&pool);
+        let mut handles: Vec<_> = (0..12)
+            .map(|i| pool.execute(Task::Sleep(2, i)).unwrap())
+            .collect();
+        // Dropped while queued or running: their tasks still run, in order.
+        handles.drain(..6);
+        let last = handles.pop().unwrap();
+        assert_eq!(number(last.wait().unwrap()), 11);
+        for (h, i) in handles.into_iter().zip(6..) {
+            assert!(h.is_finished(), "task {i} ran before the last one did");
+            assert_eq!(number(h.wait().unwrap()), i);
+        }
+        // The workers are still in step: one task each, replies to their own callers.
+        for i in 0..4 {
+            assert_eq!(
+                number(pool.execute(Task::Double(i)).unwrap().wait().unwrap()),
+                i * 2
+            );
+        }
+    });
+}
+
+/// A handle polled as a future, for a task longer than a caller polls, is woken by the
+/// worker's reader thread; so is a blocking wait that went to sleep.
+#[test]
+fn handles_are_futures_and_long_waits_sleep_until_the_reply() {
+    let ((), _) = watchdog("futures", HANG, || {
+        let pool = pool(2, options());
+        settle_in(&pool);
+        for round in 0..3 {
+            let a = pool.execute(Task::Sleep(20, round)).unwrap();
+            let b = pool.execute(Task::Sleep(5, round + 100)).unwrap();
+            assert_eq!(number(block_on(a).unwrap()), round);
+            assert_eq!(number(b.wait().unwrap()), round + 100);
+        }
+        let quick = pool.execute(Task::Double(21)).unwrap();
+        assert_eq!(number(block_on(quick).unwrap()), 42);
+    });
+}
+
+/// A worker that dies with no task in flight, while its reader is off duty, is found by
+/// the reader's own liveness look and replaced before anyone gives it a task.
+#[test]
+fn a_worker_killed_while_idle_is_replaced_unasked() {
+    let ((), _) = watchdog("idle death", HANG, || {
+        let pool = pool(1, options());
+        // A task first, so that the reader has gone off duty.
+        assert_eq!(
+            number(pool.execute(Task::Double(1)).unwrap().wait().unwrap()),
+            2
+        );
+        let pid = pool.worker_pids()[0];
+        sigkill(pid);
+        while pool.replaced_workers() == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_ne!(pool.worker_pids(), [pid]);
+        assert_eq!(
+            number(pool.execute(Task::Double(2)).unwrap().wait().unwrap()),
+            4
+        );
     });
 }
 

@@ -983,6 +983,41 @@ impl FrameConsumer {
     }
 }
 
+/// A ring's data signal and producer end, apart from its consumer: lets a thread sleep
+/// until the producer publishes or dies while another thread, which holds the consumer
+/// behind a lock, may take the frames (see `worker::process`).
+#[cfg(not(loom))]
+pub(crate) struct DataWatch {
+    mem: FrameMem,
+}
+
+#[cfg(not(loom))]
+impl DataWatch {
+    /// Sleeps on the data signal until `check` returns something; `check` is told when a
+    /// liveness look at the producer is due.
+    pub(crate) fn wait_until<R>(&self, check: impl FnMut(bool) -> Option<R>) -> Option<R> {
+        self.mem
+            .ctrl()
+            .data
+            .wait_until(self.mem.scope(), None, check)
+    }
+
+    /// The producer's pid, if it attached from another process and died without closing.
+    pub(crate) fn dead_producer(&self) -> Option<u32> {
+        self.mem.ctrl().ends[PRODUCER].dead_holder()
+    }
+}
+
+#[cfg(not(loom))]
+impl FrameConsumer {
+    /// A watch on this ring's data signal.
+    pub(crate) fn watch(&self) -> DataWatch {
+        DataWatch {
+            mem: FrameMem::new(self.mem.region().clone(), self.mem.offset(), self.mem.geo),
+        }
+    }
+}
+
 impl Drop for FrameConsumer {
     fn drop(&mut self) {
         let ctrl = self.mem.ctrl();

@@ -91,6 +91,11 @@ pub(crate) trait Link<J> {
     /// Hands `job` to this worker, which is idle, and records it as the worker's task in
     /// flight.
     fn start(&mut self, job: J);
+
+    /// A task now waits in the queue for this worker, which is busy: its reply must be
+    /// taken soon even if nobody waits for the task it answers, since the queue moves
+    /// only as replies come in.
+    fn queue_waits(&mut self) {}
 }
 
 /// The scheduling state: what [`Dispatcher`] guards.
@@ -141,7 +146,10 @@ impl<J, L: Link<J>> Dispatch<J, L> {
         }
         match self.idle.pop() {
             Some(i) => self.links[i].start(job),
-            None => self.queue.push_front(job),
+            None => {
+                self.queue.push_front(job);
+                self.links.iter_mut().for_each(Link::queue_waits);
+            }
         }
         Ok(())
     }
@@ -200,6 +208,7 @@ impl<J, L: Link<J>> Dispatcher<J, L> {
             }
             if d.queue.len() < d.capacity {
                 d.queue.push_back(job);
+                d.links.iter_mut().for_each(Link::queue_waits);
                 return Ok(());
             }
             let wait = match deadline {

@@ -5,7 +5,7 @@ use crate::atomics::WaitCell;
 use crate::ring::ctrl::{spin_then, DEFAULT_SPIN};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -61,6 +61,35 @@ pub(crate) struct Completion<R> {
     /// makes the worker's notify free while nobody sleeps.
     ready: WaitCell,
     slot: Mutex<Slot<R>>,
+    /// Where a process pool runs the task, for a [`Courier`].
+    pub(crate) place: Place,
+}
+
+/// Which worker a process pool's task runs on, and whether its handle has left the
+/// result to the pool's reader threads (see `process.rs`). Unused by thread pools.
+pub(crate) struct Place {
+    /// The worker's index, or [`Place::QUEUED`] until the task starts. Stored under the
+    /// pool's lock; read without it as a hint of whose replies to look at.
+    pub(crate) worker: AtomicUsize,
+    /// Set under the pool's lock, once, by [`Courier::attend`].
+    pub(crate) watched: AtomicBool,
+}
+
+impl Place {
+    pub(crate) const QUEUED: usize = usize::MAX;
+}
+
+/// What a handle's waiting thread can do for its own result, where a pool lets it: a
+/// process pool's waiting caller takes its worker's reply off the ring itself, so that an
+/// empty task's round trip involves the caller and the worker only, not a reader thread
+/// between them as well.
+pub(crate) trait Courier: Send + Sync {
+    /// Takes and settles the reply of the worker at `place`, if one is waiting and
+    /// nobody else is taking it.
+    fn pump(&self, place: &Place);
+    /// Leaves the result to the pool's own threads from now on: the handle is about to
+    /// sleep, is polled as a future, or is dropped.
+    fn attend(&self, place: &Place);
 }
 
 struct Slot<R> {
@@ -82,6 +111,10 @@ impl<R> Completion<R> {
                 finished: false,
                 waker: None,
             }),
+            place: Place {
+                worker: AtomicUsize::new(Place::QUEUED),
+                watched: AtomicBool::new(false),
+            },
         })
     }
 
@@ -108,10 +141,22 @@ impl<R> Completion<R> {
         self.ready.value().load(Ordering::Acquire) == DONE
     }
 
-    /// Waits until the outcome is set, or `deadline` passes; true if it is set.
-    fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        if spin_then(DEFAULT_SPIN, || self.is_done().then_some(())).is_some() {
+    /// Waits until the outcome is set, or `deadline` passes; true if it is set. With a
+    /// courier, the spin takes the worker's reply itself, then leaves it to the pool.
+    fn wait_until(&self, deadline: Option<Instant>, courier: Option<&dyn Courier>) -> bool {
+        let look = || {
+            if let Some(c) = courier {
+                if !self.is_done() {
+                    c.pump(&self.place);
+                }
+            }
+            self.is_done().then_some(())
+        };
+        if spin_then(DEFAULT_SPIN, look).is_some() {
             return true;
+        }
+        if let Some(c) = courier {
+            c.attend(&self.place);
         }
         loop {
             let timeout = match deadline {
@@ -168,11 +213,39 @@ impl<R> Completion<R> {
 #[must_use = "a task's result or error is only seen through its handle"]
 pub struct TaskHandle<R> {
     done: Arc<Completion<R>>,
+    courier: Option<Arc<dyn Courier>>,
 }
 
 impl<R> TaskHandle<R> {
     pub(crate) fn new(done: Arc<Completion<R>>) -> Self {
-        TaskHandle { done }
+        TaskHandle {
+            done,
+            courier: None,
+        }
+    }
+
+    /// A handle whose waits take the task's reply through `courier`.
+    pub(crate) fn with_courier(done: Arc<Completion<R>>, courier: Arc<dyn Courier>) -> Self {
+        TaskHandle {
+            done,
+            courier: Some(courier),
+        }
+    }
+
+    /// Whether the result is set, after one look for it through the courier; a handle
+    /// found unfinished leaves its result to the pool's threads.
+    fn look(&self) -> bool {
+        let Some(c) = &self.courier else {
+            return self.done.is_done();
+        };
+        if !self.done.is_done() {
+            c.pump(&self.done.place);
+        }
+        if self.done.is_done() {
+            return true;
+        }
+        c.attend(&self.done.place);
+        false
     }
 
     /// Whether the task has finished (with a result or an error), so that waiting for
@@ -188,7 +261,7 @@ impl<R> TaskHandle<R> {
     /// assert!(h.is_finished());
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.done.is_done()
+        self.look()
     }
 
     /// Waits for the task and returns its result.
@@ -207,7 +280,7 @@ impl<R> TaskHandle<R> {
     /// assert_eq!(pool.execute("four".into()).unwrap().wait(), Ok(4));
     /// ```
     pub fn wait(self) -> Result<R, TaskError> {
-        self.done.wait_until(None);
+        self.done.wait_until(None, self.courier.as_deref());
         self.done.take()
     }
 
@@ -238,7 +311,7 @@ impl<R> TaskHandle<R> {
     /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<R, TaskError> {
         let deadline = Instant::now().checked_add(timeout);
-        if self.done.wait_until(deadline) {
+        if self.done.wait_until(deadline, self.courier.as_deref()) {
             self.done.take()
         } else {
             Err(TaskError::Timeout)
@@ -255,6 +328,8 @@ impl<R> Future for TaskHandle<R> {
     /// # Panics
     /// When polled after it returned `Ready`.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Before the lock: a reply taken here completes the task, which takes the lock.
+        self.look();
         let mut slot = self.done.lock();
         if slot.finished {
             return Poll::Ready(
@@ -273,10 +348,21 @@ impl<R> Future for TaskHandle<R> {
     }
 }
 
+impl<R> Drop for TaskHandle<R> {
+    /// The task goes on; its reply, which nobody waits for now, is left to the pool.
+    fn drop(&mut self) {
+        if let Some(c) = &self.courier {
+            if !self.done.is_done() {
+                c.attend(&self.done.place);
+            }
+        }
+    }
+}
+
 impl<R> std::fmt::Debug for TaskHandle<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TaskHandle")
-            .field("finished", &self.is_finished())
+            .field("finished", &self.done.is_done())
             .finish()
     }
 }

@@ -31,11 +31,14 @@
 //! likeliest to be still polling its channel rather than asleep.
 //! - A thread worker fills in its task's result itself, then takes the queue's oldest
 //!   task and runs it without a hop through its channel.
-//! - A process pool has one reader thread per worker process in the parent. It sleeps in
-//!   a blocking receive on the worker's channel (which also notices the worker's death),
-//!   completes each result's handle, gives the worker the queue's oldest task, and when
-//!   the worker dies or panics, starts its replacement. The worker process itself is one
-//!   thread: receive, run, reply.
+//! - A process pool's caller, waiting for its task, takes the worker's reply off the
+//!   worker's channel itself while it polls, so an empty task's round trip involves the
+//!   caller and the worker process only. Each worker also has a reader thread in the
+//!   parent, which takes the replies that nobody waits for (tasks whose handles sleep,
+//!   are futures or were dropped; those the queue moves on), gives the worker the
+//!   queue's oldest task, notices the worker's death, and starts its replacement. With
+//!   nothing left to it, it sleeps off duty and the worker's replies wake nobody. The
+//!   worker process itself is one thread: receive, run, reply.
 //!
 //! # Example
 //!

@@ -10,10 +10,11 @@
 //! Placement, as in every round-trip row: the measuring thread on CPU `a`, the other side
 //! on `b`. A pool's threads (ringport's workers, rayon's) inherit the CPUs of the thread
 //! that makes the pool, so pools are made on a thread pinned to `b`. A pool of worker
-//! processes has a third party, the reader thread in this process that receives the
-//! worker's replies; it and the worker process start pinned like the thread that makes
-//! the pool (`a`, the measuring thread's), and the worker process is then moved to `b`:
-//! so the reader shares `a` with the measuring thread, which it hands each result to.
+//! processes also has a reader thread per worker in this process; it starts pinned like
+//! the thread that makes the pool (`a`), and so does the worker process, which is then
+//! moved to `b`. The reader takes no part in these rows: the measuring thread, waiting
+//! for its task, takes the worker's reply itself, and the reader, with no task left in
+//! flight that nobody waits for, sleeps off duty.
 
 use crate::bench::{Ctx, Measured};
 use crate::rtt::{self, Link};
@@ -150,8 +151,8 @@ pub fn rayon<const WORKERS: usize>(ctx: &Ctx) -> Result<Measured> {
     Ok(m.with_threads(WORKERS + 1))
 }
 
-/// Round trips through a pool of one worker process, pinned to CPU `b`; the pool's reader
-/// thread shares CPU `a` with the measuring thread (see the module documentation).
+/// Round trips through a pool of one worker process, pinned to CPU `b`; the measuring
+/// thread on `a` takes each reply itself (see the module documentation).
 #[cfg(feature = "serde")]
 pub fn processes(ctx: &Ctx) -> Result<Measured> {
     use crate::pin::pin_process;
