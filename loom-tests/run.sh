@@ -32,6 +32,7 @@ mutants=(
     pool_unref_relaxed
     pool_no_generation
     port_handover_closes
+    priority_bell_unrung
 )
 limit="${LOOM_TESTS_TIMEOUT:-900}"
 base_flags="${RUSTFLAGS:-} --cfg loom"

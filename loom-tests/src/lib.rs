@@ -59,6 +59,14 @@
 //!   other end blocks to send or receive: a receiving end and a sending end. The peer
 //!   sees every frame once, in order, and the end closed only when its last holder drops
 //!   it.
+//! - `tests/priority_bell.rs`: the doorbell of a three-level
+//!   [`PriorityMessageQueue`](ringport::queue::PriorityMessageQueue) of 128-byte frame
+//!   rings, one `Signal` that every send rings after publishing into its level's ring and
+//!   on which the receiver sleeps for all of them: a send at the lowest level while the
+//!   receiver is about to sleep; a low send, then a high one, that the receiver waits for
+//!   (and, once it has seen both sent, receives high first); and the sender's drop, which
+//!   closes the levels and rings, waking a receiver that drained the queue. The sender
+//!   outlives the sends it is tested on, since its drop would ring the bell too.
 //!
 //! # How a lost wakeup becomes a failure
 //!
@@ -100,18 +108,20 @@
 //! | `state_reader_no_fence` | no `Acquire` fence before a state read re-checks `SEQ` | both torn-read models of `shared_state` | torn read |
 //! | `state_version_relaxed` | a state write takes its version `Relaxed` | the two version models of `shared_state` | stale read |
 //! | `broadcast_writer_no_fence` | no `Release` fence between a broadcast publisher's claim and its words | `a_subscriber_never_delivers_a_message_overwritten_under_it` in `broadcast` | torn message |
-//! | `signal_no_arm` | a sleeper never arms the signal, so no notify wakes it | the blocking models of `broadcast` | deadlock |
+//! | `signal_no_arm` | a sleeper never arms the signal, so no notify wakes it | the blocking models of `broadcast`, every `priority_bell` model | deadlock |
 //! | `mpmc_publish_relaxed` | the MPMC producer's `FULL` store is `Relaxed` | every `mpmc` model | causality violation |
 //! | `mpmc_release_relaxed` | the MPMC consumer's `FREE` store is `Relaxed` | every `mpmc` model that reuses a slot | causality violation |
 //! | `pool_loan_relaxed` | a pool buffer's loan, accept and shared reference are `Relaxed`, and so are its return, send and share | every `pool` model | causality violation |
 //! | `pool_unref_relaxed` | dropping a reference to a shared buffer is `Relaxed` | `a_shared_buffer_goes_back_after_its_last_reader` in `pool` | causality violation |
 //! | `pool_no_generation` | a buffer's generation never changes, so a handle names every loan of its buffer | `a_replayed_handle_never_takes_a_later_loan` in `pool` | a replayed handle not refused as stale, or taking the later loan |
 //! | `port_handover_closes` | a ring end passes through `CLOSED` on its way to `HANDOVER` | both `port_handover` models | the peer's send fails `Disconnected`, or its receive reads the end as gone |
+//! | `priority_bell_unrung` | a priority send publishes without ringing the doorbell | the two send models of `priority_bell` | deadlock |
 //!
 //! The blocking models are `blocking_send_on_full_and_blocking_recv` and
 //! `close_is_seen_after_everything_sent` in `pod_ring`, `blocking_send_and_recv` in
 //! `frame_ring`, the two ring models of `wait_notify`, the two `wait_for_change`
-//! models of `shared_state`, and every model of `mpmc`.
+//! models of `shared_state`, every model of `mpmc`, and every model of
+//! `priority_bell`.
 //!
 //! A torn read is a value whose words, or whose version, come from two writes. Only the
 //! model with two writers catches `state_writer_no_fence`: a single writer notifies
@@ -184,6 +194,8 @@ mod harness {
         Some("pool_no_generation")
     } else if cfg!(ringport_mutant = "port_handover_closes") {
         Some("port_handover_closes")
+    } else if cfg!(ringport_mutant = "priority_bell_unrung") {
+        Some("priority_bell_unrung")
     } else {
         None
     };

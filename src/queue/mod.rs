@@ -36,18 +36,27 @@
 //!
 //! Both queues work between threads (on the heap) and between processes (in named
 //! shared-memory segments).
+//!
+//! Under `--cfg loom` only the priority queue exists, on the heap: its doorbell is a
+//! wait/notify protocol over several rings, which the loom models check. The batching
+//! queue coordinates with a std `Mutex` and `Condvar` around a port, and ports do not
+//! exist under loom.
 
-#![cfg(not(loom))]
-
+#[cfg(not(loom))]
 mod batch;
+#[cfg(not(loom))]
 mod message_queue;
 pub mod priority;
+#[cfg(not(loom))]
 mod receiver;
 
+#[cfg(not(loom))]
 pub use batch::{Batch, BatchIter};
+#[cfg(not(loom))]
 pub use message_queue::{MessageQueue, QueueError, QueueOptions, QueueSetupError};
 pub use priority::{
     Delivery, Expired, Level, PriorityError, PriorityMessageQueue, PriorityOptions,
     PriorityReceiver, PrioritySender,
 };
+#[cfg(not(loom))]
 pub use receiver::BatchReceiver;

@@ -61,7 +61,10 @@ mod wire;
 
 use self::bell::Bell;
 use crate::error::SendError;
+use crate::ring::FrameRing;
+#[cfg(not(loom))]
 use crate::segment::{SegmentError, PARAMS};
+#[cfg(not(loom))]
 use crate::{ConnectError, MessageChannel, DEFAULT_FRAME_CAPACITY};
 pub use receiver::{Delivery, PriorityReceiver};
 pub use sender::PrioritySender;
@@ -133,6 +136,9 @@ pub struct PriorityOptions {
     pub capacity: usize,
 }
 
+// Under loom there are no ports and so no default capacity, and a model picks the
+// smallest rings anyway.
+#[cfg(not(loom))]
 impl Default for PriorityOptions {
     fn default() -> Self {
         PriorityOptions {
@@ -242,14 +248,17 @@ pub struct PriorityMessageQueue {
     pub receiver: PriorityReceiver,
 }
 
+#[cfg(not(loom))]
 fn level_name(name: &str, level: usize) -> String {
     format!("{name}-p{level}")
 }
 
+#[cfg(not(loom))]
 fn report_name(name: &str) -> String {
     format!("{name}-r")
 }
 
+#[cfg(not(loom))]
 fn bell_name(name: &str) -> String {
     format!("{name}-b")
 }
@@ -259,11 +268,12 @@ fn aging_nanos(aging: Option<Duration>) -> Option<u64> {
 }
 
 impl PriorityMessageQueue {
-    /// A sender and a receiver in this process.
+    /// A sender and a receiver in this process. The same constructor builds the queue
+    /// under `--cfg loom`, where its doorbell is model-checked.
     ///
     /// # Panics
     /// If `options.deadlines` has no entry or more than [`MAX_LEVELS`], or the capacity
-    /// exceeds what [`MessageChannel::with_capacity`] takes.
+    /// exceeds what [`FrameRing::with_capacity`] takes.
     ///
     /// # Example
     /// ```
@@ -274,22 +284,14 @@ impl PriorityMessageQueue {
     /// ```
     pub fn new(options: PriorityOptions) -> PriorityMessageQueue {
         let levels = options.levels();
-        let (mut txs, mut rxs) = (Vec::with_capacity(levels), Vec::with_capacity(levels));
-        for _ in 0..levels {
-            let ch = MessageChannel::with_capacity(options.capacity);
-            txs.push(ch.port1.split().0);
-            rxs.push(ch.port2.split().1);
-        }
-        let reports = MessageChannel::with_capacity(options.report_capacity());
+        let (txs, rxs) = (0..levels)
+            .map(|_| FrameRing::with_capacity(options.capacity))
+            .unzip();
+        let (report_tx, report_rx) = FrameRing::with_capacity(options.report_capacity());
         let bell = Bell::heap();
-        let sender = PrioritySender::new(
-            txs,
-            &options.deadlines,
-            reports.port1.split().1,
-            bell.clone(),
-        );
+        let sender = PrioritySender::new(txs, &options.deadlines, report_rx, bell.clone());
         let aging = aging_nanos(options.aging);
-        let receiver = PriorityReceiver::new(rxs, reports.port2.split().0, bell, aging);
+        let receiver = PriorityReceiver::new(rxs, report_tx, bell, aging);
         PriorityMessageQueue { sender, receiver }
     }
 
@@ -314,6 +316,7 @@ impl PriorityMessageQueue {
     /// assert_eq!(receiver.recv()?.payload, b"hello");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[cfg(not(loom))]
     pub fn create(name: &str, options: PriorityOptions) -> Result<PrioritySender, ConnectError> {
         let levels = options.levels();
         let mut txs = Vec::with_capacity(levels);
@@ -353,6 +356,7 @@ impl PriorityMessageQueue {
     /// let r = PriorityMessageQueue::open("no-such-queue");
     /// assert!(matches!(r, Err(ConnectError::Segment(SegmentError::NotFound { .. }))));
     /// ```
+    #[cfg(not(loom))]
     pub fn open(name: &str) -> Result<PriorityReceiver, ConnectError> {
         let bell_name = bell_name(name);
         let corrupt = |reason: &str| SegmentError::Corrupt {

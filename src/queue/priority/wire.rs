@@ -4,6 +4,7 @@
 
 use super::{Expired, Level};
 use crate::error::Corruption;
+#[cfg(not(loom))]
 use rustix::time::{clock_gettime, ClockId};
 use std::time::Duration;
 
@@ -14,11 +15,20 @@ pub(crate) const REPORT_HEADER: usize = 24;
 
 /// Nanoseconds of `CLOCK_MONOTONIC`: one clock for the whole machine, so a stamp written
 /// by one process means the same instant to another.
+#[cfg(not(loom))]
 pub(crate) fn monotonic_ns() -> u64 {
     let t = clock_gettime(ClockId::Monotonic);
     let secs = u64::try_from(t.tv_sec).unwrap_or(0);
     let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
     secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
+/// Loom explores schedules, not clocks: a time that differed between runs of one schedule
+/// would make its executions unrepeatable. Under loom every stamp is therefore taken at
+/// one instant, so a message ages never and expires only with a zero deadline.
+#[cfg(loom)]
+pub(crate) fn monotonic_ns() -> u64 {
+    0
 }
 
 /// `from + span`, saturating: a deadline too far to represent never comes.
