@@ -33,6 +33,7 @@ mutants=(
     pool_no_generation
     port_handover_closes
     priority_bell_unrung
+    worker_duty_call_silent
 )
 limit="${LOOM_TESTS_TIMEOUT:-900}"
 base_flags="${RUSTFLAGS:-} --cfg loom"

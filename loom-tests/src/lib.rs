@@ -67,6 +67,12 @@
 //!   (and, once it has seen both sent, receives high first); and the sender's drop, which
 //!   closes the levels and rings, waking a receiver that drained the queue. The sender
 //!   outlives the sends it is tested on, since its drop would ring the bell too.
+//! - `tests/worker_duty.rs`: the [`Duty`](ringport::worker::Duty) word of a process
+//!   pool's reader thread, which sleeps off duty while nothing in flight is left to it:
+//!   one or two callers leave a reply to the reader (under the pool's lock, then a call)
+//!   while it finds nothing and goes off duty; it must be called back and take them. The
+//!   pool's half of the contract, its lock and what it counts as left to the reader, is
+//!   a loom mutex around a counter, as the dispatcher's lock is in the pool.
 //!
 //! # How a lost wakeup becomes a failure
 //!
@@ -116,12 +122,13 @@
 //! | `pool_no_generation` | a buffer's generation never changes, so a handle names every loan of its buffer | `a_replayed_handle_never_takes_a_later_loan` in `pool` | a replayed handle not refused as stale, or taking the later loan |
 //! | `port_handover_closes` | a ring end passes through `CLOSED` on its way to `HANDOVER` | both `port_handover` models | the peer's send fails `Disconnected`, or its receive reads the end as gone |
 //! | `priority_bell_unrung` | a priority send publishes without ringing the doorbell | the two send models of `priority_bell` | deadlock |
+//! | `worker_duty_call_silent` | a call that finds a pool's reader thread off duty does not wake it | both `worker_duty` models | deadlock |
 //!
 //! The blocking models are `blocking_send_on_full_and_blocking_recv` and
 //! `close_is_seen_after_everything_sent` in `pod_ring`, `blocking_send_and_recv` in
 //! `frame_ring`, the two ring models of `wait_notify`, the two `wait_for_change`
-//! models of `shared_state`, every model of `mpmc`, and every model of
-//! `priority_bell`.
+//! models of `shared_state`, every model of `mpmc`, every model of `priority_bell`, and
+//! (for `signal_no_fence`, whose fences `WaitCell` shares) every model of `worker_duty`.
 //!
 //! A torn read is a value whose words, or whose version, come from two writes. Only the
 //! model with two writers catches `state_writer_no_fence`: a single writer notifies
@@ -196,6 +203,8 @@ mod harness {
         Some("port_handover_closes")
     } else if cfg!(ringport_mutant = "priority_bell_unrung") {
         Some("priority_bell_unrung")
+    } else if cfg!(ringport_mutant = "worker_duty_call_silent") {
+        Some("worker_duty_call_silent")
     } else {
         None
     };

@@ -986,12 +986,12 @@ impl FrameConsumer {
 /// A ring's data signal and producer end, apart from its consumer: lets a thread sleep
 /// until the producer publishes or dies while another thread, which holds the consumer
 /// behind a lock, may take the frames (see `worker::process`).
-#[cfg(not(loom))]
+#[cfg(all(not(loom), feature = "serde"))]
 pub(crate) struct DataWatch {
     mem: FrameMem,
 }
 
-#[cfg(not(loom))]
+#[cfg(all(not(loom), feature = "serde"))]
 impl DataWatch {
     /// Sleeps on the data signal until `check` returns something; `check` is told when a
     /// liveness look at the producer is due.
@@ -1008,7 +1008,7 @@ impl DataWatch {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(all(not(loom), feature = "serde"))]
 impl FrameConsumer {
     /// A watch on this ring's data signal.
     pub(crate) fn watch(&self) -> DataWatch {

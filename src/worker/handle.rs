@@ -66,7 +66,9 @@ pub(crate) struct Completion<R> {
 }
 
 /// Which worker a process pool's task runs on, and whether its handle has left the
-/// result to the pool's reader threads (see `process.rs`). Unused by thread pools.
+/// result to the pool's reader threads (see `process.rs`). Unused by thread pools, so
+/// read by nothing in a build without process pools (feature `serde`).
+#[cfg_attr(not(feature = "serde"), allow(dead_code))]
 pub(crate) struct Place {
     /// The worker's index, or [`Place::QUEUED`] until the task starts. Stored under the
     /// pool's lock; read without it as a hint of whose replies to look at.
@@ -225,6 +227,7 @@ impl<R> TaskHandle<R> {
     }
 
     /// A handle whose waits take the task's reply through `courier`.
+    #[cfg(feature = "serde")]
     pub(crate) fn with_courier(done: Arc<Completion<R>>, courier: Arc<dyn Courier>) -> Self {
         TaskHandle {
             done,

@@ -11,13 +11,13 @@
 //!   and the worker only. With a reader thread between them, three threads took part in
 //!   every round trip, and on two CPUs one of them was always asleep or preempted: 50 µs
 //!   instead of a port round trip's fraction of one;
-//! - the worker's reader thread, which is on duty (`ON`: polling, then asleep on the
-//!   ring's data signal) or off it (`OFF`: asleep on the inbox's duty word, looking at
-//!   the worker's liveness every [`LIVENESS_SLICE`]). Off duty, the worker's notifies
-//!   find no sleeper on the ring and cost nothing.
+//! - the worker's reader thread, which is on duty (polling, then asleep on the ring's
+//!   data signal) or off it (asleep on its [`Duty`] word, looking at the inbox and the
+//!   worker's liveness every [`LIVENESS_SLICE`]). Off duty, the worker's notifies find no
+//!   sleeper on the ring and cost nothing.
 //!
 //! The reader goes off duty only when its worker has no task in flight (checked under the
-//! pool's lock). It is called back on duty (`Inbox::call`) whenever a reply may be left
+//! pool's lock). It is called back on duty ([`Duty::call`]) whenever a reply may be left
 //! with nobody else to take it: a handle stops polling to sleep, is polled as a future,
 //! is dropped, or finds its task unfinished (`Courier::attend`, which marks the task
 //! watched); a watched task starts on the worker; a task waits in the queue (which moves
@@ -35,13 +35,13 @@
 //! reader has not seen yet counts as in flight on it, and the policy applies to it too.
 
 use super::dispatch::{Dispatcher, ExecuteError, ExecuteErrorKind, Link};
+use super::duty::Duty;
 use super::handle::{Completion, Courier, Place, TaskError, TaskHandle};
 use super::launch::{
     await_ready, launch, reap, ProcessOptions, Readiness, StartError, Started, LOOK,
 };
+use super::pool::{Backend, Deadline};
 use super::serve;
-use super::{Backend, Deadline};
-use crate::atomics::WaitCell;
 use crate::ring::ctrl::{spin_then, DEFAULT_SPIN};
 use crate::ring::frame::DataWatch;
 use crate::ring::{FrameConsumer, FrameProducer};
@@ -60,16 +60,11 @@ use std::time::{Duration, Instant};
 /// How long a slot whose replacement failed to start waits before the next try.
 const RESPAWN_PAUSE: Duration = Duration::from_secs(1);
 
-/// An inbox's duty word: its reader thread watches the ring.
-const ON: u32 = 0;
-/// An inbox's duty word: its reader thread sleeps on the word.
-const OFF: u32 = 1;
-
 /// A worker's replies, for its reader thread and the callers waiting for its tasks.
 pub(crate) struct Inbox {
     taking: Mutex<Taking>,
-    /// `ON` or `OFF`: whether the reader thread watches the ring (see the module docs).
-    duty: WaitCell,
+    /// Whether the reader thread watches the ring (see the module docs).
+    duty: Duty,
     /// A panic reply was settled: the worker exits, and the reader replaces it.
     doomed: AtomicBool,
 }
@@ -89,7 +84,7 @@ impl Inbox {
                 rx: Some(rx),
                 scratch: Vec::new(),
             }),
-            duty: WaitCell::new(ON),
+            duty: Duty::default(),
             doomed: AtomicBool::new(false),
         }
     }
@@ -97,13 +92,6 @@ impl Inbox {
     fn lock(&self) -> MutexGuard<'_, Taking> {
         // A decoder that panicked leaves the ring and the scratch consistent.
         self.taking.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Puts the reader thread on duty, and wakes it if it sleeps off duty.
-    fn call(&self) {
-        if self.duty.value().swap(ON, Ordering::AcqRel) == OFF {
-            self.duty.notify(1);
-        }
     }
 
     /// Takes the next reply of worker `i` and settles it, unless there is none or another
@@ -189,13 +177,13 @@ impl<R> Link<Job<R>> for ProcessLink<R> {
         let place = &job.done.place;
         place.worker.store(self.index, Ordering::Relaxed);
         if place.watched.load(Ordering::Relaxed) {
-            self.inbox.call();
+            self.inbox.duty.call();
         }
         self.current = Some(job);
     }
 
     fn queue_waits(&mut self) {
-        self.inbox.call();
+        self.inbox.duty.call();
     }
 }
 
@@ -345,8 +333,8 @@ fn read_replies<R: DeserializeOwned + Send + 'static>(
 ) {
     let inbox = &shared.inboxes[i];
     loop {
-        let event = if inbox.duty.value().load(Ordering::Acquire) == OFF {
-            inbox.duty.wait(OFF, Some(LIVENESS_SLICE));
+        let event = if !inbox.duty.is_on() {
+            inbox.duty.sleep(Some(LIVENESS_SLICE));
             look(shared, i, &watch, true)
         } else {
             on_duty(shared, i, &watch)
@@ -406,9 +394,7 @@ fn go_off_duty<R>(shared: &Shared<R>, i: usize) -> bool {
     if link.current.is_some() || link.tx.is_none() {
         return false;
     }
-    let duty = shared.inboxes[i].duty.value();
-    duty.compare_exchange(ON, OFF, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
+    shared.inboxes[i].duty.try_go_off()
 }
 
 /// Settles a reply of worker `i`, taken by whoever holds its inbox.
@@ -427,7 +413,7 @@ fn settle<R>(shared: &Shared<R>, i: usize, reply: Reply<R>) {
             };
             let inbox = &shared.inboxes[i];
             inbox.doomed.store(true, Ordering::Relaxed);
-            inbox.call();
+            inbox.duty.call();
             if let Some(job) = job {
                 job.done.complete(Err(TaskError::Panicked(text)));
             }
@@ -585,7 +571,10 @@ where
         for job in running.into_iter().chain(queued) {
             job.done.complete(Err(TaskError::Terminated));
         }
-        self.shared.inboxes.iter().for_each(|inbox| inbox.call());
+        self.shared
+            .inboxes
+            .iter()
+            .for_each(|inbox| inbox.duty.call());
         children.into_iter().for_each(reap);
         // Each reader sees its worker's death, finds the pool closed, and returns.
         for reader in readers {
@@ -615,7 +604,7 @@ impl<R: DeserializeOwned + Send + 'static> Courier for Shared<R> {
         let i = place.worker.load(Ordering::Relaxed);
         if let Some(inbox) = self.inboxes.get(i) {
             if inbox.take(self, i).is_err() {
-                inbox.call();
+                inbox.duty.call();
             }
         }
     }
@@ -631,7 +620,7 @@ impl<R: DeserializeOwned + Send + 'static> Courier for Shared<R> {
         let i = place.worker.load(Ordering::Relaxed);
         drop(d);
         if let Some(inbox) = self.inboxes.get(i) {
-            inbox.call();
+            inbox.duty.call();
         }
     }
 }

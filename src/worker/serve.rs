@@ -1,7 +1,7 @@
 //! Process workers, the worker's side: [`serve_if_worker`], and the replies' format (see
 //! [`wire`](super::wire)).
 
-use super::panic_text;
+use super::pool::panic_text;
 use crate::typed::{decode, encode};
 use crate::{MessageChannel, MessagePort, RecvError, SendError};
 use serde::de::DeserializeOwned;

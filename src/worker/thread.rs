@@ -14,7 +14,7 @@
 
 use super::dispatch::{Dispatcher, ExecuteError, Link};
 use super::handle::{Completion, TaskError, TaskHandle};
-use super::{Backend, Deadline};
+use super::pool::{Backend, Deadline};
 use crate::typed::{local, LocalReceiver, LocalSender};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -126,7 +126,7 @@ fn serve<T: Send + 'static, R: Send + 'static>(
             Ok(Ok(r)) => Ok(r),
             Ok(Err(text)) => Err(TaskError::Failed(text)),
             Err(payload) => {
-                let text = super::panic_text(payload);
+                let text = super::pool::panic_text(payload);
                 // The successor first, so that the panic's report finds it in place.
                 let replaced = hand_over(shared, i);
                 done.complete(Err(TaskError::Panicked(text)));
