@@ -1,15 +1,20 @@
 //! The priority rows (issue 6): the latency of HIGH messages sent at a steady rate through
-//! a [`PriorityMessageQueue`], alone and while another thread floods the LOW level.
+//! a [`PriorityMessageQueue`], alone and while the same sender floods the LOW level.
 //!
-//! A ticker thread sends HIGH message `i` every [`TICK`] (sleeping in between), carrying
-//! `i` and the `CLOCK_MONOTONIC` time taken right before its send. The measuring thread
-//! receives and records, per HIGH message, the time from that stamp to its receive
-//! returning. In the flood rows a second thread sends LOW messages of [`LOW_BYTES`] as
-//! fast as the LOW ring takes them, so the receiver always has LOW messages waiting and
-//! is in the middle of delivering one when a HIGH arrives. The queue has a single sender,
-//! so the two threads share it behind a mutex, each holding it for one send; the HIGH
-//! stamp is taken once the ticker holds it, so the wait for the lock, which is the
-//! mutex's and not the queue's, stays out of the latency. Both rows take the lock alike.
+//! Every row is two parties, each on a CPU of its own: one sending thread, which owns the
+//! [`PrioritySender`], and the measuring thread, which receives. The sender sends HIGH
+//! message `i` every [`TICK`], carrying `i` and the `CLOCK_MONOTONIC` time taken right
+//! before its send; the receiver records, per HIGH message, the time from that stamp to
+//! its receive returning. Between two HIGH sends the sender of a flood row sends LOW
+//! messages of [`LOW_BYTES`] as fast as the LOW ring takes them, so the receiver always
+//! has LOW messages waiting and is in the middle of delivering one when a HIGH arrives;
+//! the sender of an alone row busy-waits on the clock instead. Both rows thus run the same
+//! two threads, neither ever sleeps, and they differ only by the flood, so the ratio shows
+//! what the flood costs a HIGH message. A third thread, or two senders sharing the queue
+//! behind a lock, would put two threads on one of the two CPUs here and make the ratio
+//! measure the scheduler and the lock. The sender reads the clock after every LOW send
+//! (a vDSO call, tens of nanoseconds), so a HIGH message is at most one LOW send late,
+//! which its stamp, taken after, does not count.
 //!
 //! The receiver polls for up to [`SPIN`] before it sleeps, more than a tick, so that it
 //! never sleeps in either row and the ratio shows what the flood costs a HIGH message
@@ -27,20 +32,21 @@
 
 use crate::bench::{Ctx, Measured};
 use crate::machine::ThreadSched;
-use crate::pin::pin_current;
 use crate::tput::now_ns;
 use crate::Result;
 use hdrhistogram::Histogram;
 use ringport::atomics::futex_syscalls;
-use ringport::queue::{Level, PriorityMessageQueue, PriorityOptions, PrioritySender};
+use ringport::queue::{
+    Level, PriorityError, PriorityMessageQueue, PriorityOptions, PrioritySender,
+};
 use ringport::{RecvError, SendError};
 use std::hint::spin_loop;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Time between two HIGH messages.
 pub const TICK: Duration = Duration::from_micros(100);
+/// [`TICK`] in nanoseconds, as [`now_ns`] counts.
+const TICK_NS: u64 = TICK.as_nanos() as u64;
 /// The receiver's spin budget in the rows whose receiver never sleeps.
 pub const SPIN: Duration = Duration::from_millis(1);
 /// Bytes of a LOW message.
@@ -73,71 +79,41 @@ fn word(bytes: &[u8], at: usize) -> u64 {
 /// How a row drives the queue.
 #[derive(Clone, Copy, Debug)]
 pub struct Setup {
-    /// Whether a thread floods the LOW level.
+    /// Whether the sender floods the LOW level between HIGH messages.
     pub flood: bool,
     /// The receiver's spin budget.
     pub spin: Duration,
 }
 
-/// Sends `total` HIGH messages one [`TICK`] apart, then says it is done.
-fn tick(sender: &Mutex<PrioritySender>, total: u64, done: &AtomicBool) -> Result<()> {
-    let mut due = Instant::now();
+/// Sends `total` HIGH messages one [`TICK`] apart and, between them if `flood`, LOW
+/// messages as fast as the LOW ring takes them; returns how many LOW messages it sent.
+fn send(sender: &mut PrioritySender, flood: bool, total: u64) -> Result<u64> {
+    let mut lows = 0;
+    let mut due = now_ns();
     for i in 0..total {
-        due += TICK;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+        due += TICK_NS;
+        while now_ns() < due {
+            if !flood {
+                spin_loop();
+                continue;
+            }
+            match sender.try_send(Level::LOW, &low(lows)) {
+                Ok(()) => lows += 1,
+                Err(PriorityError::Send(SendError::Full)) => spin_loop(),
+                Err(e) => return Err(e.into()),
+            }
         }
-        let mut s = sender.lock().map_err(|_| "the sender's lock is poisoned")?;
-        s.send(Level::HIGH, &high(i, now_ns()))?;
+        sender.send(Level::HIGH, &high(i, now_ns()))?;
     }
-    done.store(true, Ordering::Release);
-    Ok(())
+    Ok(lows)
 }
 
-/// Sends LOW messages as fast as the ring takes them until `done`; returns how many.
-fn flood(sender: &Mutex<PrioritySender>, done: &AtomicBool) -> Result<u64> {
-    let mut sent = 0;
-    while !done.load(Ordering::Acquire) {
-        let r = sender
-            .lock()
-            .map_err(|_| "the sender's lock is poisoned")?
-            .try_send(Level::LOW, &low(sent));
-        match r {
-            Ok(()) => sent += 1,
-            Err(ringport::queue::PriorityError::Send(SendError::Full)) => spin_loop(),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(sent)
-}
-
-/// The sending side: the ticker here, the flood (if any) on a thread of its own pinned to
-/// `cpu`; checks that nothing expired and drops the sender, which ends the receiver's
-/// loop. Returns the LOW messages sent.
-fn send_all(sender: PrioritySender, setup: Setup, total: u64, cpu: Option<usize>) -> Result<u64> {
-    let sender = Mutex::new(sender);
-    let done = AtomicBool::new(false);
-    let flooded = std::thread::scope(|s| {
-        let flooder = setup.flood.then(|| {
-            s.spawn(|| {
-                pin_current(cpu);
-                flood(&sender, &done)
-            })
-        });
-        let ticked = tick(&sender, total, &done);
-        // The flood stops at `done`, which a failed ticker never sets.
-        done.store(true, Ordering::Release);
-        let flooded = match flooder {
-            Some(f) => f.join().map_err(|_| "the flood thread panicked")??,
-            None => 0,
-        };
-        ticked.map(|()| flooded)
-    })?;
-    let mut sender = sender
-        .into_inner()
-        .map_err(|_| "the sender's lock is poisoned")?;
+/// The sending side: sends as [`send`] does, checks that nothing expired and drops the
+/// sender, which ends the receiver's loop. Returns the LOW messages sent.
+fn send_all(mut sender: PrioritySender, flood: bool, total: u64) -> Result<u64> {
+    let lows = send(&mut sender, flood, total)?;
     match sender.try_recv_expired() {
-        Err(RecvError::Empty) => Ok(flooded),
+        Err(RecvError::Empty) => Ok(lows),
         Ok(x) => Err(format!("a {} message expired after {:?}", x.level, x.waited).into()),
         Err(e) => Err(e.into()),
     }
@@ -212,7 +188,7 @@ fn queue() -> PriorityMessageQueue {
     })
 }
 
-/// A priority row: the ticker (and the flood) on the other CPU, the receiver here.
+/// A priority row: the sender on the other CPU, the receiver here.
 pub fn threads(ctx: &Ctx, setup: Setup) -> Result<Measured> {
     let PriorityMessageQueue {
         sender,
@@ -221,8 +197,8 @@ pub fn threads(ctx: &Ctx, setup: Setup) -> Result<Measured> {
     receiver.set_spin_budget(setup.spin);
     let (plan, cpu) = (ctx.plan, ctx.cpus.b());
     let futex_before = futex_syscalls();
-    let senders = ctx.spawn_on(cpu, "ticker", move || {
-        send_all(sender, setup, plan.total(), cpu)
+    let senders = ctx.spawn_on(cpu, "sender", move || {
+        send_all(sender, setup.flood, plan.total())
     });
     let sched = ThreadSched::now();
     let got = ctx.or_abort(receive(&mut receiver, plan.warm, plan.total()));
@@ -234,12 +210,13 @@ pub fn threads(ctx: &Ctx, setup: Setup) -> Result<Measured> {
     if got.lows != flooded {
         return Err(format!("{} LOW messages received of {flooded} sent", got.lows).into());
     }
-    let m = Measured::latency(got.hist, futex, ctx.main_pinned && pinned).with_cpu_wait(cpu_wait);
+    let m = Measured::latency(got.hist, futex, ctx.main_pinned && pinned)
+        .with_cpu_wait(cpu_wait)
+        .with_threads(2);
     Ok(if setup.flood {
-        let rate = got.lows as f64 * 1e9 / got.span_ns.max(1) as f64;
-        m.with_peer_rate(rate).with_threads(3)
+        m.with_peer_rate(got.lows as f64 * 1e9 / got.span_ns.max(1) as f64)
     } else {
-        m.with_threads(2)
+        m
     })
 }
 
@@ -286,11 +263,7 @@ mod tests {
                 sender,
                 mut receiver,
             } = queue();
-            let setup = Setup {
-                flood,
-                spin: Duration::from_micros(20),
-            };
-            let senders = std::thread::spawn(move || send_all(sender, setup, total, None).unwrap());
+            let senders = std::thread::spawn(move || send_all(sender, flood, total).unwrap());
             let got = receive(&mut receiver, 10, total).unwrap();
             assert_eq!(got.lows, senders.join().unwrap());
             (got.hist.len(), got.lows)

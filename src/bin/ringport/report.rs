@@ -900,10 +900,12 @@ fn print_queue_tables(rows: &[Row]) {
         rows,
         |r| is_queues(r.name),
         &format!(
-            "Priority: HIGH messages one per {} us, send (stamped with the sender's lock held) to \
-             receive, ns (ratio = p50 / reference p50; low M/s = LOW messages the receiver \
-             delivered meanwhile, in the flood rows; cpu wait = share of the row the receiver \
-             waited for a CPU: where it is high, HIGH messages waited for the scheduler)",
+            "Priority: HIGH messages one per {} us, send (stamped right before it) to receive, \
+             ns; two threads, the sender and the receiver, each on a CPU of its own, neither \
+             asleep but the -sleep row's receiver (ratio = p50 / reference p50; low M/s = LOW messages \
+             the receiver delivered meanwhile, which the sender floods between HIGH sends in \
+             the flood row; cpu wait = share of the row the receiver waited for a CPU: where it \
+             is high, HIGH messages waited for the scheduler)",
             priority::TICK.as_micros()
         ),
         ("low M/s cpu wait", &|row| {

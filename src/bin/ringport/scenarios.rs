@@ -789,12 +789,12 @@ fn queues_rows() -> Vec<Scenario> {
         ),
         high(
             HIGH_ALONE,
-            "PriorityMessageQueue, a HIGH message every 100 us, send to receive; receiver polls",
+            "PriorityMessageQueue, a HIGH message every 100 us, send to receive; both sides spin",
             priority::alone,
         ),
         high(
             "queues/priority-high-flood/threads",
-            "the same while another thread floods LOW with 64-byte messages",
+            "the same while the sender floods LOW with 64-byte messages between HIGH sends",
             priority::flooded,
         ),
         high(
