@@ -252,7 +252,9 @@ impl<R> TaskHandle<R> {
     }
 
     /// Whether the task has finished (with a result or an error), so that waiting for
-    /// it returns at once.
+    /// it returns at once. For a worker process's task, the look takes the worker's
+    /// reply if it has come, and an unfinished task's reply is left to the pool from
+    /// then on, so that a loop over `is_finished` sees it without waiting.
     ///
     /// # Example
     /// ```
