@@ -7,8 +7,11 @@
 // Shared by the test binaries; this one uses part of it.
 #[allow(dead_code)]
 mod common;
+#[path = "common/executor.rs"]
+mod executor;
 
 use common::{env_count, watchdog};
+use executor::block_on;
 use ringport::worker::{ExecuteErrorKind, PoolOptions, TaskError, TaskHandle, WorkerPool};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -74,25 +77,6 @@ struct Counter(AtomicUsize);
 impl Wake for Counter {
     fn wake(self: Arc<Self>) {
         self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Runs `f` to completion on this thread, parking between polls: the smallest executor.
-fn block_on<F: Future>(f: F) -> F::Output {
-    struct Unpark(thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = pin!(f);
-    loop {
-        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-            return out;
-        }
-        thread::park();
     }
 }
 

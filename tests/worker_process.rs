@@ -11,19 +11,18 @@
 // Shared by the test binaries; this one uses part of it.
 #[allow(dead_code)]
 mod common;
+#[path = "common/executor.rs"]
+mod executor;
 
 use common::{env_count, watchdog};
+use executor::block_on;
 use ringport::process::ProcessId;
 use ringport::worker::{
     serve_if_worker, ExecuteErrorKind, PoolOptions, ProcessOptions, RetryPolicy, StartError,
     TaskError, WorkerPool,
 };
 use serde::{Deserialize, Serialize};
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 /// A hang detector only, far above any plausible run time.
@@ -147,25 +146,6 @@ fn worker_processes_give_every_task_its_result() {
             assert_eq!(ProcessId::of(pid), None, "worker {pid} is gone and reaped");
         }
     });
-}
-
-/// Runs `f` to completion on this thread, parking between polls.
-fn block_on<F: Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = pin!(f);
-    loop {
-        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::park();
-    }
 }
 
 /// Waits for one task on each of `pool`'s workers at a time, so that their reader
