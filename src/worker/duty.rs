@@ -8,10 +8,15 @@
 //! - whoever makes such a thing exist (a handle that stops waiting, a queued task) does
 //!   so under the same lock, then calls the reader ([`Duty::call`]).
 //!
-//! A call is a swap to `ON`, which wakes the reader only if it found `OFF`: a caller that
-//! finds the reader on duty makes no syscall, and a reader that went off but has not yet
-//! slept is not lost, because its sleep ([`Duty::sleep`]) compares the word with `OFF`
-//! in the kernel.
+//! A call reads the word first, and a caller that finds the reader on duty writes
+//! nothing: the pool calls on every queued task, for every worker, and a swap there
+//! would take each worker's duty line away from its reader. Reading is enough because of
+//! the contract: a reader that goes off after this read does so under the lock, after the
+//! caller's work became visible there, and so sees the work and stays; one that went off
+//! before it is seen `OFF` (the lock orders its swap before the read). A caller that finds
+//! `OFF` swaps in `ON` and wakes the reader; a reader that went off but has not yet slept
+//! is not lost, because its sleep ([`Duty::sleep`]) compares the word with `OFF` in the
+//! kernel.
 
 use crate::atomics::WaitCell;
 use crate::sync::Ordering;
@@ -37,7 +42,9 @@ impl Duty {
 
     /// Puts the reader on duty, and wakes it if it was off.
     pub fn call(&self) {
-        if self.word.value().swap(ON, Ordering::AcqRel) == OFF
+        let word = self.word.value();
+        if word.load(Ordering::Acquire) == OFF
+            && word.swap(ON, Ordering::AcqRel) == OFF
             && !cfg!(ringport_mutant = "worker_duty_call_silent")
         {
             self.word.notify(1);
