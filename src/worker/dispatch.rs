@@ -190,6 +190,19 @@ impl<J, L: Link<J>> Dispatcher<J, L> {
         self.room.notify_all();
     }
 
+    /// Starts the queue's oldest task on worker `i`, which is free, or makes it idle;
+    /// then releases the lock `d` and wakes submitters waiting for room.
+    pub(crate) fn give_next(&self, mut d: MutexGuard<'_, Dispatch<J, L>>, i: usize) {
+        let (next, room) = d.next_for(i);
+        if let Some(next) = next {
+            d.links[i].start(next);
+        }
+        drop(d);
+        if room {
+            self.room_freed();
+        }
+    }
+
     /// Starts `job` on an idle worker or queues it. `deadline` is how long to wait for
     /// room: `None` not at all, `Some(None)` without limit.
     pub(crate) fn submit(

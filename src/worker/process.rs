@@ -429,14 +429,7 @@ fn finish<R>(shared: &Shared<R>, i: usize, outcome: Result<R, TaskError>) {
     let Some(job) = d.links[i].current.take() else {
         return;
     };
-    let (next, room) = d.next_for(i);
-    if let Some(next) = next {
-        d.links[i].start(next);
-    }
-    drop(d);
-    if room {
-        shared.dispatcher.room_freed();
-    }
+    shared.dispatcher.give_next(d, i);
     job.done.complete(outcome);
 }
 
@@ -512,14 +505,7 @@ fn install<R>(shared: &Shared<R>, i: usize, started: Started) -> Option<DataWatc
     link.tx = Some(tx);
     link.child = Some(child);
     shared.replaced.fetch_add(1, Ordering::Relaxed);
-    let (next, room) = d.next_for(i);
-    if let Some(next) = next {
-        d.links[i].start(next);
-    }
-    drop(d);
-    if room {
-        shared.dispatcher.room_freed();
-    }
+    shared.dispatcher.give_next(d, i);
     Some(watch)
 }
 

@@ -172,14 +172,7 @@ fn hand_over<T: Send + 'static, R: Send + 'static>(shared: &Arc<Shared<T, R>>, i
     link.retired.retain(|t| !t.is_finished());
     link.retired.extend(link.thread.replace(successor));
     shared.replaced.fetch_add(1, Ordering::Relaxed);
-    let (job, room) = d.next_for(i);
-    if let Some(job) = job {
-        d.links[i].start(job);
-    }
-    drop(d);
-    if room {
-        shared.dispatcher.room_freed();
-    }
+    shared.dispatcher.give_next(d, i);
     true
 }
 
