@@ -10,6 +10,8 @@
 //! A failing input is named (corpus file) or printed in hex (random input); saved as a
 //! file under `fuzz/corpus/<target>/`, it replays here and under `cargo fuzz run`.
 
+#[path = "../fuzz/src/handle.rs"]
+mod handle;
 #[path = "../fuzz/src/pool.rs"]
 mod pool;
 #[path = "../fuzz/src/support.rs"]

@@ -11,6 +11,8 @@
 //! A failing input is named (corpus file) or printed in hex (random input); saved as a
 //! file under `fuzz/corpus/transfer_wire/`, it replays here and under `cargo fuzz run`.
 
+#[path = "../fuzz/src/handle.rs"]
+mod handle;
 #[path = "../fuzz/src/support.rs"]
 mod support;
 #[path = "../fuzz/src/transfer.rs"]

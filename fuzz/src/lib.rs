@@ -6,6 +6,7 @@
 //! so `tests/fuzz_replay*.rs` in the main crate run exactly the code libFuzzer runs.
 
 pub mod broadcast;
+mod handle;
 pub mod mpmc;
 pub mod pool;
 pub mod queue;

@@ -1,7 +1,7 @@
 //! The fuzz target of `ringport::transfer`'s wire format, shared like
 //! [`targets`](crate::targets) with `tests/fuzz_replay_transfer.rs`, which includes this
 //! file with `#[path]`. Self-contained for that reason: it uses only ringport's public
-//! API, `arbitrary`, `bytemuck`, std and [`support`](crate::support).
+//! API, `arbitrary`, `bytemuck`, std, `support.rs` and the handle layout in `handle.rs`.
 //!
 //! [`transfer_wire`] reads its input three ways:
 //! - as bytes a peer sent: `wire::decode` never panics and answers exactly as
@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 
+use crate::handle::Fields;
 use crate::support::{decode as read_recipe, own_token, payload, unique_name, Step, Unlink};
 use ringport::pool::{
     Buffer, BufferHandle, BufferPool, BufferRecvError, LoanError, PoolOptions, TransferError,
@@ -431,44 +432,6 @@ enum Damage {
 // ---------------------------------------------------------------------------------------
 // The encoding of a recipe's message
 // ---------------------------------------------------------------------------------------
-
-/// A handle's fields, as `BufferHandle`'s 32 bytes lay them out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Fields {
-    pool: u64,
-    len: u64,
-    index: u32,
-    gen: u32,
-    sender: u32,
-    flags: u32,
-}
-
-impl Fields {
-    fn of(h: &BufferHandle) -> Fields {
-        let b = bytemuck::bytes_of(h);
-        let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
-        let half = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
-        Fields {
-            pool: word(0),
-            len: word(8),
-            index: half(16),
-            gen: half(20),
-            sender: half(24),
-            flags: half(28),
-        }
-    }
-
-    fn handle(self) -> BufferHandle {
-        let mut b = [0u8; 32];
-        b[0..8].copy_from_slice(&self.pool.to_le_bytes());
-        b[8..16].copy_from_slice(&self.len.to_le_bytes());
-        b[16..20].copy_from_slice(&self.index.to_le_bytes());
-        b[20..24].copy_from_slice(&self.gen.to_le_bytes());
-        b[24..28].copy_from_slice(&self.sender.to_le_bytes());
-        b[28..32].copy_from_slice(&self.flags.to_le_bytes());
-        bytemuck::pod_read_unaligned(&b)
-    }
-}
 
 /// The message `m` and its encoding, cut, extended and with an item repeated.
 fn check_encoding(m: &WireMessage, r: &Recipe) {
