@@ -10,9 +10,11 @@
 //! Sizes: `RINGPORT_POOL_STRESS` (default 3 000) operations per thread in the stress.
 
 mod common;
+#[path = "common/raw_handle.rs"]
+mod raw_handle;
 
-use bytemuck::{Pod, Zeroable};
 use common::{env_count, watchdog, Payloads};
+use raw_handle::forge;
 use ringport::broadcast::{self, BroadcastOptions, Overflow};
 use ringport::mpmc;
 use ringport::pool::{
@@ -47,31 +49,6 @@ fn pools(test: &str, options: PoolOptions) -> Vec<BufferPool> {
 /// Every buffer of every class free: the pool is whole.
 fn full(pool: &BufferPool) -> Vec<usize> {
     pool.classes().iter().map(|&(_, count)| count).collect()
-}
-
-/// A handle's fields as the documented 32-byte layout has them, to forge hostile handles
-/// the way a peer with write access to a ring could.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-struct RawHandle {
-    pool: u64,
-    len: u64,
-    index: u32,
-    gen: u32,
-    sender: u32,
-    flags: u32,
-}
-
-/// `h` with `edit` applied to its fields.
-fn forge(h: &BufferHandle, edit: impl FnOnce(&mut RawHandle)) -> BufferHandle {
-    let mut raw: RawHandle = bytemuck::cast(*h);
-    // The mirror must match the real layout, or the forgeries below test nothing.
-    assert_eq!(
-        (raw.pool, raw.len, raw.index, raw.gen),
-        (h.pool_id(), h.len(), h.index(), h.generation())
-    );
-    edit(&mut raw);
-    bytemuck::cast(raw)
 }
 
 /// Writes `tag` and then the frame it determines: a receiver can check every byte from

@@ -13,10 +13,12 @@
 mod common;
 #[path = "common/peer.rs"]
 mod peer;
+#[path = "common/raw_handle.rs"]
+mod raw_handle;
 
-use bytemuck::{Pod, Zeroable};
 use common::{env_count, watchdog, Payloads};
 use peer::{announce, Peer, HANG};
+use raw_handle::{forge, raw};
 use ringport::broadcast::{self, BroadcastOptions};
 use ringport::mpmc;
 use ringport::pool::{
@@ -68,35 +70,6 @@ fn check_stamp(buf: &[u8]) -> u64 {
         "tag {tag:#x}: torn or foreign contents"
     );
     tag
-}
-
-/// A handle's fields as the documented 32-byte layout has them, to read a handle's sender
-/// and forge handles the way a hostile peer could.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-struct RawHandle {
-    pool: u64,
-    len: u64,
-    index: u32,
-    gen: u32,
-    sender: u32,
-    flags: u32,
-}
-
-fn raw(h: &BufferHandle) -> RawHandle {
-    let r: RawHandle = bytemuck::cast(*h);
-    // The mirror must match the real layout, or the forgeries below test nothing.
-    assert_eq!(
-        (r.pool, r.len, r.index, r.gen),
-        (h.pool_id(), h.len(), h.index(), h.generation())
-    );
-    r
-}
-
-fn forge(h: &BufferHandle, edit: impl FnOnce(&mut RawHandle)) -> BufferHandle {
-    let mut r = raw(h);
-    edit(&mut r);
-    bytemuck::cast(r)
 }
 
 /// The names of a run's pool, MPMC ring of handles and broadcast ring.
